@@ -1,0 +1,82 @@
+"""Roles and what each may do. One table, so the rules can be read in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ..errors import PermissionDenied
+
+__all__ = ["ROLES", "Action", "Principal", "can"]
+
+ROLES = ("admin", "maintainer", "annotator", "viewer", "ingest")
+
+
+class Action(StrEnum):
+    READ = "read"                          # list and get interactions, feedback, signals
+    WRITE_INTERACTIONS = "write_interactions"
+    WRITE_END_USER_FEEDBACK = "write_end_user_feedback"
+    WRITE_FEEDBACK = "write_feedback"      # any source
+    MANAGE_SIGNALS = "manage_signals"
+    MANAGE_PROJECT = "manage_project"      # tokens, members, settings
+    CREATE_PROJECT = "create_project"      # instance administrators only
+
+
+_PERMISSIONS: dict[str, frozenset[Action]] = {
+    "admin": frozenset(Action) - {Action.CREATE_PROJECT},
+    "maintainer": frozenset({Action.READ, Action.WRITE_INTERACTIONS,
+                             Action.WRITE_END_USER_FEEDBACK, Action.WRITE_FEEDBACK,
+                             Action.MANAGE_SIGNALS}),
+    "annotator": frozenset({Action.READ, Action.WRITE_FEEDBACK,
+                            Action.WRITE_END_USER_FEEDBACK}),
+    "viewer": frozenset({Action.READ}),
+    "ingest": frozenset({Action.WRITE_INTERACTIONS, Action.WRITE_END_USER_FEEDBACK}),
+}
+
+
+def can(role: str | None, action: Action) -> bool:
+    return role is not None and action in _PERMISSIONS.get(role, frozenset())
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API token (one project, one role), an instance administrator
+    token, or a signed-in user with roles in several projects."""
+
+    name: str
+    roles: dict[int, str] = field(default_factory=dict)  # project id -> role
+    superuser: bool = False
+    user_id: int | None = None
+
+    def role_in(self, project_id: int) -> str | None:
+        if self.superuser:
+            return "admin"
+        return self.roles.get(project_id)
+
+    def project_ids(self) -> list[int] | None:
+        """The projects this principal may see; None means all."""
+        return None if self.superuser else sorted(self.roles)
+
+    def require(self, project_id: int, action: Action) -> str:
+        """The caller's role in the project, or :class:`PermissionDenied`."""
+        if action is Action.CREATE_PROJECT:
+            if self.superuser:
+                return "admin"
+            raise PermissionDenied("only an instance administrator may create projects",
+                                   action=str(action))
+        role = self.role_in(project_id)
+        if role is None:
+            raise PermissionDenied("this credential has no access to this project",
+                                   action=str(action))
+        if not can(role, action):
+            raise PermissionDenied(f"role {role!r} may not {action.value.replace('_', ' ')}",
+                                   action=str(action), role=role)
+        return role
+
+    def allowed_feedback_sources(self, project_id: int) -> tuple[str, ...] | None:
+        role = self.role_in(project_id)
+        if can(role, Action.WRITE_FEEDBACK):
+            return None
+        if can(role, Action.WRITE_END_USER_FEEDBACK):
+            return ("end_user",)
+        return ()

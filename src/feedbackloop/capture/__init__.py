@@ -1,0 +1,1 @@
+"""Capture: validation, redaction, pseudonymisation, batch ingest, importers, exporters."""

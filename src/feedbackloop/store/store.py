@@ -1,0 +1,137 @@
+"""The Store: one engine, explicit transactions, migrations.
+
+Services open transactions with :meth:`Store.transaction` and commit by leaving the block;
+functions that take a ``Connection`` never commit on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.pool import NullPool
+
+from ..errors import ConfigurationError
+
+__all__ = ["Store", "as_utc", "utcnow"]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Timestamps come back naive from SQLite; they were stored in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.close()
+
+
+class Store:
+    """Access to the database behind feedbackloop. Build it with :meth:`from_url`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, *, echo: bool = False) -> Store:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # One connection per checkout: SQLite connections are cheap and this keeps
+            # writers from different threads apart.
+            engine = create_engine(url, echo=echo, poolclass=NullPool, **_JSON)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        elif url.startswith("postgresql+psycopg"):
+            engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5,
+                                   max_overflow=10, **_JSON)
+        else:
+            raise ConfigurationError(
+                f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite:/// or "
+                "postgresql+psycopg://", setting="database_url")
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    # -- migrations ----------------------------------------------------------------------
+    def _alembic_config(self, conn: Connection) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            command.upgrade(self._alembic_config(conn), "head")
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str:
+        from alembic.script import ScriptDirectory
+
+        with self.engine.connect() as conn:
+            head = ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+        assert head is not None
+        return head
+
+    def ensure_schema(self) -> None:
+        """Migrate when the database is behind; cheap when it is current."""
+        if self.current_revision() != self.head_revision():
+            self.migrate()
+
+    def table_names(self) -> list[str]:
+        return inspect(self.engine).get_table_names()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,165 @@
+"""SQLAlchemy Core tables: the single source of the schema. Alembic migrations create them.
+
+Timestamps are stored in UTC. Wire ids (``client_id``) are unique per project; internal
+integer keys link rows and give a stable order for keyset pagination.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "api_tokens",
+    "feedback",
+    "interactions",
+    "memberships",
+    "metadata",
+    "projects",
+    "signals",
+    "users",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+TS = DateTime(timezone=True)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("risk_tier", String(10), nullable=False, default="medium"),
+    Column("redaction_policy", String(10), nullable=False, default="redact"),
+    Column("created_at", TS, nullable=False),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("scale_min", Float),
+    Column("scale_max", Float),
+    Column("labels", JSON),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("timestamp", TS, nullable=False),
+    Column("model_version", String(200)),
+    Column("input", Text, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("context", JSON),
+    Column("reference", Text),
+    Column("attributes", JSON),
+    Column("user_id", String(80)),
+    Column("session_id", String(80)),
+    Column("latency_ms", Float),
+    Column("error", Text),
+    Column("experiment", String(200)),
+    Column("arm", String(200)),
+    Column("propensity", Float),
+    Column("consent", Boolean, nullable=False, default=False),
+    Column("meta", JSON),
+    Column("content_hash", String(40), nullable=False),
+    Column("ingested_at", TS, nullable=False),
+    UniqueConstraint("project_id", "client_id"),
+    Index(None, "project_id", "timestamp", "id"),
+    Index(None, "project_id", "model_version", "timestamp"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("interaction_id", Integer, ForeignKey("interactions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("interaction_b_id", Integer, ForeignKey("interactions.id", ondelete="CASCADE")),
+    Column("signal_id", Integer, ForeignKey("signals.id", ondelete="CASCADE"), nullable=False),
+    # The value as given (typed JSON), plus a numeric and a text projection for queries.
+    Column("value", JSON, nullable=False),
+    Column("value_num", Float),
+    Column("value_text", Text),
+    Column("source", String(20), nullable=False),
+    Column("rater_id", String(200)),
+    Column("correction", Text),
+    Column("comment", Text),
+    Column("guideline_version", String(100)),
+    Column("timestamp", TS, nullable=False),
+    Column("content_hash", String(40), nullable=False),
+    Column("ingested_at", TS, nullable=False),
+    UniqueConstraint("project_id", "client_id"),
+    Index(None, "interaction_id"),
+    Index(None, "project_id", "signal_id", "timestamp"),
+    Index(None, "project_id", "timestamp", "id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("is_superuser", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("role", String(20), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("kind", String(10), nullable=False, default="api"),  # api | session
+    # NULL project with role admin: an instance-wide administrator token.
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE")),
+    Column("role", String(20)),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("name", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS),
+    Column("revoked_at", TS),
+)
