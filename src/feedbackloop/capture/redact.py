@@ -27,7 +27,7 @@ KINDS = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "PERSON")
 
 _HAS_DIGIT = re.compile(r"\d").search
 
-_EMAIL = r"(?P<EMAIL>[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
+_EMAIL = r"(?P<EMAIL>[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
 _IBAN = r"(?P<IBAN>\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b)"
 _CARD = r"(?P<CREDIT_CARD>(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-]))"
 _IPV4 = (r"(?P<IPV4>(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"

@@ -40,7 +40,15 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+def _json_loads(value: Any) -> Any:
+    # SQLite gives a column declared JSON numeric affinity, so a stored scalar such as
+    # 0.75 comes back as a number rather than as its JSON text.
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
+_JSON = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
