@@ -20,19 +20,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KINDS", "POLICIES", "PIIFound", "Redactor", "luhn_valid", "iban_valid"]
+__all__ = ["KINDS", "POLICIES", "PIIFound", "Redactor", "iban_valid", "luhn_valid"]
 
 POLICIES = ("redact", "hash", "drop")
 KINDS = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "PERSON")
 
 _HAS_DIGIT = re.compile(r"\d").search
+_ASCII_DIGITS = "0123456789"
 
-_EMAIL = r"(?P<EMAIL>[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
+# Each kind is its own pattern, run only when the text can hold it: one alternation over
+# every kind backtracks at each position of every word (hundreds of µs per kB of prose).
+_LOCAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                         ".!#$%&'*+/=?^_`{|}~-")
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:[A-Za-z]{2,}|[Xx][Nn]--[A-Za-z0-9-]+)"
+                     r"(?![A-Za-z0-9-])")
 _IBAN = r"(?P<IBAN>\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b)"
 _CARD = r"(?P<CREDIT_CARD>(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-]))"
 _IPV4 = (r"(?P<IPV4>(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
          r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]|\.\d))")
-_IPV6 = r"(?P<IPV6>(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:]))"
 _PHONE = (
     r"(?P<PHONE>"
     r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)"
@@ -41,7 +46,16 @@ _PHONE = (
     r"|(?<!\w)0\d{1,4}[ /-]\d{3,4}[ -]?\d{3,4}(?!\w)"
     r")"
 )
-_PATTERN = re.compile("|".join([_EMAIL, _IBAN, _CARD, _IPV4, _IPV6, _PHONE]))
+# The look-ahead lets the engine skip, in one charset test, every position where no
+# digit-bearing kind can start.
+_DIGIT_KINDS = re.compile("(?=[0-9+(A-Z])(?:" + "|".join([_IBAN, _CARD, _IPV4, _PHONE]) + ")")
+_IPV6 = re.compile(r"(?P<IPV6>(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:]))")
+
+
+def _has_digit(text: str) -> bool:
+    if text.isascii():  # O(1) in CPython; then ten memchr scans beat one regex scan
+        return any(d in text for d in _ASCII_DIGITS)
+    return _HAS_DIGIT(text) is not None
 
 
 def luhn_valid(digits: str) -> bool:
@@ -73,8 +87,6 @@ def iban_valid(candidate: str) -> bool:
 
 def _classify(kind: str, text: str) -> str | None:
     """Validate a regex candidate; the kind it really is, or None when it is not PII."""
-    if kind == "EMAIL":
-        return "EMAIL"
     if kind == "IBAN":
         return "IBAN" if iban_valid(text) else None
     if kind == "CREDIT_CARD":
@@ -108,7 +120,7 @@ def _looks_like_phone(text: str) -> bool:
     return 7 <= n <= 15 and _PHONE_ONLY.fullmatch(text) is not None
 
 
-class PIIFound(Exception):  # noqa: N818 - a signal, not a failure
+class PIIFound(Exception):
     """Raised by the ``drop`` policy: the record holds PII of ``kind``."""
 
     def __init__(self, kind: str) -> None:
@@ -145,13 +157,37 @@ class Redactor:
     def redact(self, text: str) -> str:
         """The text with every finding replaced (policy ``redact`` or ``hash``); raises
         :class:`PIIFound` on the first finding under ``drop``."""
-        if "@" in text or _HAS_DIGIT(text) is not None:
-            text = _PATTERN.sub(self._replace, text)
+        if "@" in text:
+            text = self._emails(text)
+        if _has_digit(text):
+            text = _DIGIT_KINDS.sub(self._replace, text)
+            if text.count(":") >= 2:
+                text = _IPV6.sub(self._replace, text)
         if self.names is not None and text:
             spans = self.names(text)
             for start, end in sorted(spans, reverse=True):
                 text = text[:start] + self._placeholder("PERSON", text[start:end]) + text[end:]
         return text
+
+    def _emails(self, text: str) -> str:
+        """Emails, found from each '@' outwards (emails are rare; prose is long)."""
+        out: list[str] = []
+        done = 0
+        at = text.find("@")
+        while at != -1:
+            start = at
+            while start > done and at - start < 64 and text[start - 1] in _LOCAL_CHARS:
+                start -= 1
+            m = _DOMAIN.match(text, at + 1)
+            if start < at and m is not None:
+                out.append(text[done:start])
+                out.append(self._placeholder("EMAIL", text[start : m.end()]))
+                done = m.end()
+            at = text.find("@", max(at + 1, done))
+        if not out:
+            return text
+        out.append(text[done:])
+        return "".join(out)
 
     def _replace(self, m: re.Match[str]) -> str:
         kind = m.lastgroup or ""
