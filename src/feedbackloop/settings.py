@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         64_000_000, ge=10_000,
         description="Largest HTTP request body accepted, in bytes.",
     )
+    detect_person_names: bool = Field(
+        False,
+        description="Also redact person names with presidio and a spaCy English model "
+        "(install the `nlp` extra). Costs about a millisecond a text, so it is off by default.",
+    )
     session_max_age_hours: int = Field(
         12, ge=1, le=24 * 90, description="How long a web sign-in lasts."
     )

@@ -120,7 +120,8 @@ class Ingestor:
         self.project = project
         key = settings.pseudonym_key_bytes()
         common = {"policy": project.redaction_policy, "key": key,
-                  "max_field_bytes": settings.max_field_bytes}
+                  "max_field_bytes": settings.max_field_bytes,
+                  "detect_names": settings.detect_person_names}
         self.interaction_preparer = InteractionPreparer(**common)  # type: ignore[arg-type]
         self.feedback_preparer = FeedbackPreparer(  # type: ignore[arg-type]
             **common, allowed_sources=allowed_sources)

