@@ -119,12 +119,13 @@ class Ingestor:
         self.store = store
         self.project = project
         key = settings.pseudonym_key_bytes()
-        common = {"policy": project.redaction_policy, "key": key,
-                  "max_field_bytes": settings.max_field_bytes,
-                  "detect_names": settings.detect_person_names}
-        self.interaction_preparer = InteractionPreparer(**common)  # type: ignore[arg-type]
-        self.feedback_preparer = FeedbackPreparer(  # type: ignore[arg-type]
-            **common, allowed_sources=allowed_sources)
+        policy, limit = project.redaction_policy, settings.max_field_bytes
+        names = settings.detect_person_names
+        self.interaction_preparer = InteractionPreparer(
+            policy=policy, key=key, max_field_bytes=limit, detect_names=names)
+        self.feedback_preparer = FeedbackPreparer(
+            policy=policy, key=key, max_field_bytes=limit, detect_names=names,
+            allowed_sources=allowed_sources)
         self._signals_loaded = False
 
     # -- interactions ------------------------------------------------------------------

@@ -126,13 +126,13 @@ class _Base:
         # End users come back again and again: remember their pseudonyms.
         if value is None:
             return None
-        cache = self.__dict__.setdefault("_pseudonyms", {})
+        cache: dict[str, str] = self.__dict__.setdefault("_pseudonyms", {})
         found = cache.get(value)
         if found is None:
             if len(cache) > 100_000:
                 cache.clear()
             found = cache[value] = pseudonymise(self.key, value)
-        return found  # type: ignore[no-any-return]
+        return found
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -293,11 +293,11 @@ def coerce_value(spec: SignalSpec, value: Any) -> tuple[Any, float | None, str |
                              f"labels: {', '.join(spec.labels)}")
         return s, None, s
     if t == "pairwise":
-        s = str(value).strip().lower() if isinstance(value, str) else None
+        choice = value.strip().lower() if isinstance(value, str) else ""
         mapping = {"a": 1.0, "b": 0.0, "tie": 0.5}
-        if s not in mapping:
+        if choice not in mapping:
             raise ValueError(f"signal {spec.name!r} is pairwise: give 'a', 'b' or 'tie'")
-        return s, mapping[s], s
+        return choice, mapping[choice], choice
     if t == "text":
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"signal {spec.name!r} is text: give a non-empty string")
