@@ -1,0 +1,355 @@
+"""The SDK: log interactions and feedback, read them back, from Python.
+
+One interface, two transports::
+
+    client = Client("https://fl.example.com", token, project="shop")   # over HTTP
+    client = Client.local(project="shop")                              # straight to the store
+
+``log_interaction`` and ``log_feedback`` check the record at once (a bad one raises
+:class:`~feedbackloop.errors.InvalidInput` naming the field) and queue it; a background
+thread writes the queue in batches (see :mod:`feedbackloop.sdk.batching` for the rules).
+``flush()`` waits for the queue and reports what was stored, duplicated or rejected.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .capture.browse import FeedbackRecord, InteractionRecord
+from .errors import InvalidInput
+from .sdk.batching import Batcher
+from .sdk.results import FlushResult, QueueFull, RejectedRecord
+from .settings import Settings
+
+__all__ = ["Client", "FeedbackRecord", "FlushResult", "InteractionRecord", "QueueFull",
+           "RejectedRecord"]
+
+_PAGE = 1000  # the API's largest page
+_id_source: random.Random | None = None
+
+
+def new_id() -> str:
+    """A random version-4 UUID as 32 hex digits.
+
+    Drawn from a private generator seeded from the OS (re-seeded in forked children) rather
+    than ``uuid.uuid4()``: that makes a system call per id, and each one hands the GIL to
+    the sender thread, which made it the slowest step of logging. A private generator, so
+    that ``random.seed(0)`` in the caller's code cannot make ids repeat between runs.
+    """
+    global _id_source
+    source = _id_source
+    if source is None:
+        source = _id_source = random.Random()
+        os.register_at_fork(after_in_child=source.seed)
+    n = source.getrandbits(128)
+    n = (n & ~(0xF000 << 64)) | (4 << 76)  # version 4
+    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    return f"{n:032x}"
+
+
+def _iso(value: datetime | str) -> str:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"timestamp must be a datetime or an ISO 8601 string, not "
+                           f"{type(value).__name__}", field="timestamp")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+class Client:
+    """Logs to and reads from one project, remotely (HTTP) or embedded (local store).
+
+    Remote: ``Client(url, token, project)``. Embedded: :meth:`Client.local`.
+
+    Parameters shared by both:
+
+    - ``batch_size``: most records per write (the API takes up to 10,000).
+    - ``flush_interval``: seconds a partial batch may wait before it is sent.
+    - ``max_retries``: re-sends of a batch that failed in transit, with exponential
+      back-off starting at ``backoff`` seconds, before its records are given up as
+      undelivered (and handed back in the flush result).
+    - ``max_queue``: most records waiting to be sent; when full, logging blocks up to
+      ``queue_timeout`` seconds and then raises :class:`QueueFull`.
+    - ``exit_timeout``: how long the interpreter's exit waits for the queue to be sent.
+
+    Thread-safe. Use it as a context manager, or call :meth:`close`; records still queued
+    when the interpreter exits are flushed then.
+    """
+
+    def __init__(self, url: str, token: str, project: str, *, batch_size: int = 500,
+                 flush_interval: float = 1.0, max_retries: int = 6, timeout: float = 30.0,
+                 max_queue: int = 100_000, queue_timeout: float = 30.0,
+                 backoff: float = 0.5, exit_timeout: float = 30.0) -> None:
+        from .sdk.remote import RemoteTransport
+
+        transport = RemoteTransport(url, token, project, timeout=timeout,
+                                    max_retries=max_retries, backoff=backoff)
+        self._setup(transport, batch_size=batch_size, flush_interval=flush_interval,
+                    max_retries=max_retries, max_queue=max_queue, queue_timeout=queue_timeout,
+                    backoff=backoff, exit_timeout=exit_timeout)
+
+    @classmethod
+    def local(cls, db_url: str | None = None, *, project: str,
+              settings: Settings | None = None, create_project: bool = False,
+              batch_size: int = 500, flush_interval: float = 1.0, max_retries: int = 6,
+              max_queue: int = 100_000, queue_timeout: float = 30.0, backoff: float = 0.5,
+              exit_timeout: float = 30.0) -> Client:
+        """A client that writes straight to a store, with no server in between.
+
+        ``db_url`` defaults to the settings' database (the embedded SQLite file under
+        ``.feedbackloop/`` unless ``FEEDBACKLOOP_DATABASE_URL`` says otherwise). The schema
+        is migrated when it is behind. ``create_project`` creates a missing project
+        instead of failing.
+        """
+        from .sdk.embedded import EmbeddedTransport
+        from .settings import load_settings
+        from .store import Store
+
+        if settings is None:
+            settings = load_settings(database_url=db_url)
+        elif db_url is not None:
+            settings = settings.model_copy(update={"database_url": db_url})
+        store = Store.from_url(settings.resolved_database_url)
+        try:
+            store.ensure_schema()
+            transport = EmbeddedTransport(store, settings, project, owns_store=True,
+                                          create=create_project)
+        except BaseException:
+            store.dispose()
+            raise
+        client = cls.__new__(cls)
+        client._setup(transport, batch_size=batch_size, flush_interval=flush_interval,
+                      max_retries=max_retries, max_queue=max_queue,
+                      queue_timeout=queue_timeout, backoff=backoff, exit_timeout=exit_timeout,
+                      inline=True)
+        return client
+
+    def _setup(self, transport: Any, *, batch_size: int, flush_interval: float,
+               max_retries: int, max_queue: int, queue_timeout: float, backoff: float,
+               exit_timeout: float, inline: bool = False) -> None:
+        self._transport = transport
+        self.project = transport.project if isinstance(transport.project, str) \
+            else transport.project.name
+        self._batcher = Batcher(transport.send, batch_size=batch_size,
+                                flush_interval=flush_interval, max_retries=max_retries,
+                                max_queue=max_queue, queue_timeout=queue_timeout,
+                                backoff=backoff, name=f"feedbackloop-sender-{self.project}",
+                                inline=inline)
+        self._check = transport.check
+        self._put = self._batcher.put
+        self._exit_timeout = exit_timeout
+        self._close_lock = threading.Lock()
+        self._closed = False
+        atexit.register(self._at_exit)
+
+    def __repr__(self) -> str:
+        return f"<feedbackloop.Client {self._transport.describe}>"
+
+    # -- logging -----------------------------------------------------------------------
+    def log_interaction(
+        self, input: str, output: str, *, id: str | None = None,
+        model_version: str | None = None, context: Any = None, reference: str | None = None,
+        attributes: Mapping[str, Any] | None = None, user_id: str | None = None,
+        session_id: str | None = None, latency_ms: float | None = None,
+        error: str | None = None, experiment: str | None = None, arm: str | None = None,
+        propensity: float | None = None, consent: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        timestamp: datetime | str | None = None,
+    ) -> str:
+        """Queue one interaction and return its id.
+
+        Without ``id`` a random one is made and ``timestamp`` defaults to now. With your
+        own ``id`` a missing timestamp is left to the store (time of writing), so that
+        logging the same record again is recognised as a duplicate rather than a
+        conflicting second version.
+        """
+        record: dict[str, Any] = {"input": input, "output": output}
+        if id is None:
+            id = new_id()
+            if timestamp is None:
+                timestamp = datetime.now(UTC)
+        record["id"] = id
+        if timestamp is not None:
+            record["timestamp"] = _iso(timestamp)
+        if model_version is not None:
+            record["model_version"] = model_version
+        if context is not None:
+            record["context"] = context
+        if reference is not None:
+            record["reference"] = reference
+        if attributes is not None:
+            record["attributes"] = dict(attributes)
+        if user_id is not None:
+            record["user_id"] = user_id
+        if session_id is not None:
+            record["session_id"] = session_id
+        if latency_ms is not None:
+            record["latency_ms"] = latency_ms
+        if error is not None:
+            record["error"] = error
+        if experiment is not None:
+            record["experiment"] = experiment
+        if arm is not None:
+            record["arm"] = arm
+        if propensity is not None:
+            record["propensity"] = propensity
+        if consent:
+            record["consent"] = True
+        if metadata is not None:
+            record["metadata"] = dict(metadata)
+        self._put("interaction", record, self._check("interaction", record))
+        return id
+
+    def log_feedback(
+        self, interaction_id: str, signal: str, value: Any, *, id: str | None = None,
+        interaction_id_b: str | None = None, source: str = "end_user",
+        rater_id: str | None = None, correction: str | None = None,
+        comment: str | None = None, guideline_version: str | None = None,
+        timestamp: datetime | str | None = None,
+    ) -> str:
+        """Queue one judgement of an interaction (of two, for a pairwise signal) and
+        return its id. Ids and timestamps follow :meth:`log_interaction`."""
+        record: dict[str, Any] = {"interaction_id": interaction_id, "signal": signal,
+                                  "value": value}
+        if id is None:
+            id = new_id()
+            if timestamp is None:
+                timestamp = datetime.now(UTC)
+        record["id"] = id
+        if timestamp is not None:
+            record["timestamp"] = _iso(timestamp)
+        if interaction_id_b is not None:
+            record["interaction_id_b"] = interaction_id_b
+        if source != "end_user":
+            record["source"] = source
+        if rater_id is not None:
+            record["rater_id"] = rater_id
+        if correction is not None:
+            record["correction"] = correction
+        if comment is not None:
+            record["comment"] = comment
+        if guideline_version is not None:
+            record["guideline_version"] = guideline_version
+        self._put("feedback", record, self._check("feedback", record))
+        return id
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        """Send everything queued and wait for it (at most ``timeout`` seconds); report
+        what was settled since the previous flush. Records still unsent when the timeout
+        runs out stay queued and are counted in ``pending``."""
+        return self._batcher.flush(timeout)
+
+    @property
+    def rejected(self) -> list[RejectedRecord]:
+        """Every record rejected so far (the newest 10,000), with field and reason."""
+        return self._batcher.rejected
+
+    @property
+    def pending(self) -> int:
+        """Records queued or in flight."""
+        return self._batcher.pending
+
+    def close(self, timeout: float | None = None) -> FlushResult:
+        """Flush, stop the sender thread and release connections. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return FlushResult()
+            self._closed = True
+        atexit.unregister(self._at_exit)
+        try:
+            return self._batcher.close(timeout)
+        finally:
+            self._transport.close()
+
+    def _at_exit(self) -> None:
+        self.close(self._exit_timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------------
+    def _pages(self, fetch: Any, filters: dict[str, Any], limit: int | None) -> list[Any]:
+        if limit is not None and limit < 0:
+            raise InvalidInput("limit must be 0 or more", field="limit")
+        self._batcher.drain()  # read your own writes
+        out: list[Any] = []
+        cursor: str | None = None
+        while limit is None or len(out) < limit:
+            size = _PAGE if limit is None else min(_PAGE, limit - len(out))
+            items, cursor = fetch(filters, size, cursor)
+            out.extend(items)
+            if not cursor:
+                break
+        return out
+
+    def interactions(self, *, model_version: str | None = None,
+                     attributes: Mapping[str, Any] | None = None, signal: str | None = None,
+                     source: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, experiment: str | None = None,
+                     limit: int | None = None) -> list[InteractionRecord]:
+        """Interactions newest first, all of them or the first ``limit``. ``attributes``
+        keeps those whose attributes have every given value; ``signal`` and ``source``
+        keep those with such feedback; ``since`` ≤ timestamp < ``until``."""
+        filters = {"model_version": model_version, "attributes": attributes,
+                   "signal": signal, "source": source, "since": since, "until": until,
+                   "experiment": experiment}
+        return self._pages(self._transport.page_interactions, filters, limit)
+
+    def get_interaction(self, id: str) -> InteractionRecord:
+        """One interaction by its id; :class:`~feedbackloop.errors.NotFound` otherwise."""
+        self._batcher.drain()
+        return self._transport.get_interaction(id)  # type: ignore[no-any-return]
+
+    def feedback(self, *, interaction_id: str | None = None, signal: str | None = None,
+                 source: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None,
+                 limit: int | None = None) -> list[FeedbackRecord]:
+        """Feedback newest first; ``interaction_id`` matches either side of a pair."""
+        filters = {"interaction_id": interaction_id, "signal": signal, "source": source,
+                   "since": since, "until": until}
+        return self._pages(self._transport.page_feedback, filters, limit)
+
+    def interactions_df(self, *, backend: str = "pandas", **filters: Any) -> Any:
+        """:meth:`interactions` as a DataFrame (``backend="polars"`` for polars)."""
+        from .sdk.frames import to_frame
+
+        return to_frame(self.interactions(**filters), InteractionRecord, backend)
+
+    def feedback_df(self, *, backend: str = "pandas", **filters: Any) -> Any:
+        """:meth:`feedback` as a DataFrame (``backend="polars"`` for polars)."""
+        from .sdk.frames import to_frame
+
+        return to_frame(self.feedback(**filters), FeedbackRecord, backend)
+
+    # -- the project ---------------------------------------------------------------------
+    def project_info(self) -> dict[str, Any]:
+        """The project's name, description, risk tier and redaction policy."""
+        return self._transport.project_info()  # type: ignore[no-any-return]
+
+    def signals(self) -> list[dict[str, Any]]:
+        """The project's signals (name, type, scale, labels, description)."""
+        return self._transport.signals()  # type: ignore[no-any-return]
+
+    def create_signal(self, name: str, type: str, *, scale_min: float | None = None,
+                      scale_max: float | None = None, labels: list[str] | None = None,
+                      description: str = "") -> dict[str, Any]:
+        """Define a signal so feedback can be logged for it."""
+        spec: dict[str, Any] = {"name": name, "type": type, "description": description}
+        if scale_min is not None:
+            spec["scale_min"] = scale_min
+        if scale_max is not None:
+            spec["scale_max"] = scale_max
+        if labels is not None:
+            spec["labels"] = labels
+        return self._transport.create_signal(spec)  # type: ignore[no-any-return]
