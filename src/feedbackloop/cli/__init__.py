@@ -1,0 +1,29 @@
+"""The ``feedbackloop`` command: a thin layer that parses arguments, calls services and
+prints. The command tree is built by :func:`build_app`, never at import time."""
+
+from __future__ import annotations
+
+import typer
+
+from .common import CommandGroup
+
+__all__ = ["build_app", "main"]
+
+
+def build_app() -> typer.Typer:
+    """The command tree (also walked by ``scripts/cli_reference.py`` for docs/cli.md)."""
+    from . import access, capture, projects, serve
+
+    app = typer.Typer(
+        name="feedbackloop", cls=CommandGroup, no_args_is_help=True,
+        add_completion=False, pretty_exceptions_enable=False,
+        help="Close the loop between a model in production and the people who judge it.")
+    projects.register(app)
+    capture.register(app)
+    access.register(app)
+    serve.register(app)
+    return app
+
+
+def main() -> None:
+    build_app()(prog_name="feedbackloop")
