@@ -530,3 +530,13 @@ def test_pii_is_redacted_and_user_ids_pseudonymised_in_what_is_served(
     assert got["session_id"] == pseudonymise(key, "s-1")
     listed = api.viewer.get(f"{BASE}/interactions").text
     assert "jo@example.com" not in listed and "jo-42" not in listed
+
+
+def test_unknown_or_repeated_query_parameters_are_rejected(api: Clients) -> None:
+    err = _error(api.viewer.get(f"{BASE}/interactions", params={"modelversion": "v2"}), 422,
+                 "invalid_input", "modelversion")
+    assert "model_version" in err["message"]
+    _error(api.viewer.get(f"{BASE}/interactions?limit=5&limit=6"), 422, "invalid_input",
+           "limit")
+    assert api.viewer.get(f"{BASE}/interactions?attribute=a:1&attribute=b:2").status_code \
+        == 200

@@ -8,14 +8,15 @@ contract (``docs/api.md``); the record schemas themselves are ``InteractionIn`` 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from ..access import Action
 from ..capture.browse import (
@@ -45,6 +46,7 @@ from .deps import (
     SignalManager,
     StoreDep,
     check_text,
+    strict_query,
 )
 
 __all__ = ["build_api_router"]
@@ -274,11 +276,23 @@ def _attributes(pairs: list[str] | None) -> dict[str, str] | None:
     return out
 
 
+# pydantic alone would also take "0" or "1714560000" as a time; the API promises ISO 8601.
+_ISO_8601 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?")
+
+
+def _iso_8601(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_8601.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date and time, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_8601)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 Cursor = Annotated[str | None, Query(max_length=500,
                                      description="`next_cursor` of the previous page.")]
-Since = Annotated[datetime | None, Query(description="Only from this time on (inclusive).")]
-Until = Annotated[datetime | None, Query(description="Only before this time (exclusive).")]
+Since = Annotated[IsoTime | None, Query(description="Only from this time on (inclusive).")]
+Until = Annotated[IsoTime | None, Query(description="Only before this time (exclusive).")]
 Filter = Annotated[str | None, Query(max_length=200)]
 
 # The errors any authenticated route may answer, so the schema documents them.
@@ -303,7 +317,7 @@ _BATCH = {200: {"description": "Every record was accepted or a duplicate."},
 def build_api_router() -> APIRouter:
     """The /api/v1 routes (built per app, so nothing is created at import time)."""
     router = APIRouter(prefix="/api/v1")
-    authed = APIRouter(responses=_ERRORS)
+    authed = APIRouter(responses=_ERRORS, dependencies=[Depends(strict_query)])
 
     @router.get("/health", response_model=HealthOut, tags=["meta"])
     def health() -> dict[str, str]:

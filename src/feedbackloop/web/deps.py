@@ -7,8 +7,9 @@ caller's role in it. The database work runs in the threadpool (plain ``def``).
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -29,6 +30,7 @@ __all__ = [
     "StoreDep",
     "check_text",
     "project_with",
+    "strict_query",
 ]
 
 
@@ -69,6 +71,36 @@ def check_text(value: str | None, field: str) -> str | None:
     except UnicodeEncodeError:
         raise InvalidInput(f"{field} is not valid Unicode text", field=field) from None
     return value
+
+
+def _takes_many(annotation: Any) -> bool:
+    if get_origin(annotation) in (list, tuple, set):
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_takes_many(a) for a in get_args(annotation))
+    return False
+
+
+def strict_query(request: Request) -> None:
+    """Reject query parameters the route does not declare, and repeats of single ones.
+
+    A mistyped filter (``modelversion=v2``) would otherwise be ignored and the caller
+    would take the unfiltered list for the filtered one.
+    """
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    declared = {p.alias: _takes_many(p.field_info.annotation)
+                for p in dependant.query_params}
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise InvalidInput(f"unknown query parameter {key!r} (this endpoint takes: "
+                               f"{known})", field=key)
+        if key in seen and not declared[key]:
+            raise InvalidInput(f"query parameter {key!r} given more than once", field=key)
+        seen.add(key)
 
 
 ProjectName = Annotated[str, Path(description="Project name.", max_length=100)]
