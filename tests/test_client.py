@@ -697,3 +697,28 @@ def test_a_full_queue_blocks_then_raises_and_close_hands_back_the_rest(
     assert sorted(r.id for r in result.undelivered_records) == ["q0", "q1", "q2", "q3"]
     with pytest.raises(FeedbackloopError, match="closed"):
         client.log_interaction("q", "a")
+
+
+@pytest.mark.parametrize("transport", ["embedded", "remote"])
+def test_a_forked_child_logs_on_its_own_and_leaves_the_parents_queue_alone(
+        transport: str, db_url: str, server: str, token: str, store: Store) -> None:
+    make = (f"Client.local({db_url!r}, project='shop', flush_interval=60)"
+            if transport == "embedded" else
+            f"Client({server!r}, {token!r}, 'shop', flush_interval=60)")
+    proc = run_python(f"""
+        import os
+        from feedbackloop import Client
+        c = {make}
+        c.log_interaction("q", "a", id="parent-before")   # queued when the fork happens
+        pid = os.fork()
+        if pid == 0:
+            c.log_interaction("q", "a", id="child")
+            print("child", c.flush().accepted, flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        c.log_interaction("q", "a", id="parent-after")
+        print("parent", c.flush().accepted, flush=True)
+    """, {"FEEDBACKLOOP_PSEUDONYM_KEY": "test-pseudonym-key"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["child 1", "parent 2"]
+    assert stored_ids(store, interactions) == ["child", "parent-after", "parent-before"]

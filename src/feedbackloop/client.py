@@ -17,6 +17,7 @@ import atexit
 import os
 import random
 import threading
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,14 @@ def _iso(value: datetime | str) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.isoformat()
+
+
+def _after_fork(ref: weakref.ref[Client]) -> None:
+    client = ref()
+    if client is not None and not client._closed:
+        client._close_lock = threading.Lock()
+        client._batcher.after_fork_in_child()
+        client._transport.after_fork_in_child()
 
 
 class Client:
@@ -149,6 +158,8 @@ class Client:
         self._close_lock = threading.Lock()
         self._closed = False
         atexit.register(self._at_exit)
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _after_fork(me))
 
     def __repr__(self) -> str:
         return f"<feedbackloop.Client {self._transport.describe}>"

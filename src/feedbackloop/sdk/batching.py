@@ -112,6 +112,19 @@ class Batcher:
         self._rejected: deque[RejectedRecord] = deque(maxlen=_KEEP_REJECTED)
         self.requests = 0  # batches attempted, retries included (for diagnostics)
 
+    def after_fork_in_child(self) -> None:
+        """Start afresh in a forked child: threads and locks do not survive a fork, and the
+        records queued before it belong to the parent, whose thread sends them."""
+        self._cond = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._abort = threading.Event()
+        self._thread = None
+        self._interactions.clear()
+        self._feedback.clear()
+        self._queued = self._in_flight = self._flush_waiters = 0
+        self._tick_drain = False
+        self._settled = FlushResult()
+
     # -- the caller's side -------------------------------------------------------------
     def put(self, kind: str, record: dict[str, Any], payload: Any) -> None:
         """Queue one checked record; blocks while the queue is full (see ``queue_timeout``)."""

@@ -155,6 +155,15 @@ class EmbeddedTransport:
         self._reload_signals()
         return signal.to_dict()
 
+    def after_fork_in_child(self) -> None:
+        # SQLAlchemy's advice for forks: drop the inherited pool without closing the
+        # parent's connections. The inherited SQLite connection is kept, unused and
+        # unclosed, for the same reason.
+        self.store.engine.dispose(close=False)
+        if self._keep_open is not None:
+            self._inherited = self._keep_open
+            self._keep_open = self.store.engine.raw_connection()
+
     def close(self) -> None:
         if self._keep_open is not None:
             self._keep_open.close()

@@ -124,9 +124,10 @@ class RemoteTransport:
         self.max_retries = max_retries
         self.backoff = backoff
         self._base = f"/api/v1/projects/{quote(project, safe='')}"
-        self._http = httpx.Client(
-            base_url=url.rstrip("/"), timeout=timeout,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "feedbackloop-sdk"})
+        self._http_options: dict[str, Any] = {
+            "base_url": url.rstrip("/"), "timeout": timeout,
+            "headers": {"Authorization": f"Bearer {token}", "User-Agent": "feedbackloop-sdk"}}
+        self._http = httpx.Client(**self._http_options)
         self.describe = f"{url.rstrip('/')} project {project!r}"
 
     # -- writes ------------------------------------------------------------------------
@@ -234,6 +235,12 @@ class RemoteTransport:
 
     def create_signal(self, spec: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", f"{self._base}/signals", json=spec))
+
+    def after_fork_in_child(self) -> None:
+        # The pooled sockets are shared with the parent; the child gets its own pool and
+        # leaves the inherited one alone (closing it would not disturb the parent, but
+        # using it would interleave two processes' requests on one socket).
+        self._http = httpx.Client(**self._http_options)
 
     def close(self) -> None:
         self._http.close()
