@@ -93,7 +93,10 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else ""
     return {"cpu": f"{cpu}, {os.cpu_count()} cores", "memory": mem,
+            "load average at start (1, 5, 15 min; other work on the machine skews "
+            "absolute figures, less so the ratios)": load,
             "os": platform.platform(), "python": sys.version.split()[0],
             "sqlite": sqlite3.sqlite_version}
 
