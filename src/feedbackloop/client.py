@@ -320,7 +320,7 @@ class Client:
     def get_interaction(self, id: str) -> InteractionRecord:
         """One interaction by its id; :class:`~feedbackloop.errors.NotFound` otherwise."""
         self._batcher.drain()
-        return self._transport.get_interaction(id)  # type: ignore[no-any-return]
+        return self._transport.get_interaction(id)
 
     def feedback(self, *, interaction_id: str | None = None, signal: str | None = None,
                  source: str | None = None, since: datetime | None = None,
@@ -346,11 +346,11 @@ class Client:
     # -- the project ---------------------------------------------------------------------
     def project_info(self) -> dict[str, Any]:
         """The project's name, description, risk tier and redaction policy."""
-        return self._transport.project_info()  # type: ignore[no-any-return]
+        return self._transport.project_info()
 
     def signals(self) -> list[dict[str, Any]]:
         """The project's signals (name, type, scale, labels, description)."""
-        return self._transport.signals()  # type: ignore[no-any-return]
+        return self._transport.signals()
 
     def create_signal(self, name: str, type: str, *, scale_min: float | None = None,
                       scale_max: float | None = None, labels: list[str] | None = None,
@@ -363,4 +363,4 @@ class Client:
             spec["scale_max"] = scale_max
         if labels is not None:
             spec["labels"] = labels
-        return self._transport.create_signal(spec)  # type: ignore[no-any-return]
+        return self._transport.create_signal(spec)

@@ -65,14 +65,14 @@ def _when(value: Any) -> datetime:
 def interaction_from_wire(data: dict[str, Any]) -> InteractionRecord:
     """An :class:`InteractionRecord` from its JSON form (extra keys such as ``feedback``
     are ignored, so the API may grow without breaking old clients)."""
-    values = {name: data.get(name) for name in _INTERACTION_FIELDS}
+    values: dict[str, Any] = {name: data.get(name) for name in _INTERACTION_FIELDS}
     values["timestamp"] = _when(data["timestamp"])
     values["consent"] = bool(data.get("consent", False))
     return InteractionRecord(**values)
 
 
 def feedback_from_wire(data: dict[str, Any]) -> FeedbackRecord:
-    values = {name: data.get(name) for name in _FEEDBACK_FIELDS}
+    values: dict[str, Any] = {name: data.get(name) for name in _FEEDBACK_FIELDS}
     values["timestamp"] = _when(data["timestamp"])
     return FeedbackRecord(**values)
 
