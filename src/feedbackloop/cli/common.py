@@ -86,7 +86,7 @@ class CommandGroup(TyperGroup):
     """The root group: maps our errors to a message on stderr and exit code 2, so every
     command behaves alike under the CLI, in tests and in scripts."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         from sqlalchemy.exc import OperationalError
 
         try:
