@@ -29,7 +29,6 @@ from sqlalchemy import select
 from ..errors import InvalidInput
 from ..settings import Settings
 from ..store import Store
-from ..store.tables import feedback as feedback_table
 from ..store.tables import interactions as interaction_table
 from .browse import InteractionFilter, _db_ts, list_feedback, list_interactions
 from .files import (
@@ -326,12 +325,3 @@ def export(store: Store, project: Project, kind: str, path: str | Path,
     writer.close()
     return ExportResult(str(writer.path), writer.format, kind, writer.count)
 
-
-def count_records(store: Store, project: Project, kind: str) -> int:
-    """How many ``kind`` records the project holds (for progress and checks)."""
-    from sqlalchemy import func
-
-    table = interaction_table if kind == "interactions" else feedback_table
-    with store.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)
-                                .where(table.c.project_id == project.id)).scalar_one())
