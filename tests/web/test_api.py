@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -540,3 +541,23 @@ def test_unknown_or_repeated_query_parameters_are_rejected(api: Clients) -> None
            "limit")
     assert api.viewer.get(f"{BASE}/interactions?attribute=a:1&attribute=b:2").status_code \
         == 200
+
+
+@pytest.mark.parametrize("bad", ["nul \x00 here", "lone \ud800 surrogate"])
+def test_text_no_database_can_store_is_rejected_naming_the_field(
+        api: Clients, bad: str) -> None:
+    def post(client: httpx.Client, url: str, body: dict[str, Any]) -> httpx.Response:
+        # json.dumps writes the lone surrogate as the escape \ud800, which JSON allows.
+        return client.post(url, content=json.dumps(body),
+                           headers={"content-type": "application/json"})
+
+    _error(post(api.root, "/api/v1/projects", {"name": "p2", "description": bad}),
+           422, "invalid_input", "description")
+    _error(post(api.maintainer, f"{BASE}/signals", {
+        "name": "s2", "type": "text", "description": bad}), 422, "invalid_input",
+           "description")
+    err = _error(post(api.maintainer, f"{BASE}/signals", {
+        "name": "s3", "type": "categorical", "labels": ["ok", bad]}), 422, "invalid_input")
+    assert err["details"]["field"] in ("labels", "labels.1")
+    assert [p["name"] for p in api.root.get("/api/v1/projects").json()["items"]] == [
+        "other-shop", "shop"]

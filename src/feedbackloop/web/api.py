@@ -337,6 +337,7 @@ def build_api_router() -> APIRouter:
                      store: StoreDep) -> dict[str, Any]:
         """Create a project (instance admin tokens only)."""
         principal.require(0, Action.CREATE_PROJECT)
+        check_text(body.description, "description")
         return create_project(store, body.name, description=body.description,
                               risk_tier=body.risk_tier,
                               redaction_policy=body.redaction_policy).to_dict()
@@ -363,6 +364,9 @@ def build_api_router() -> APIRouter:
     def post_signal(project: SignalManager, body: SignalIn,
                     store: StoreDep) -> dict[str, Any]:
         """Define a signal (needs the maintainer or admin role)."""
+        check_text(body.description, "description")
+        for label in body.labels or ():
+            check_text(label, "labels")
         return create_signal_service(store, project, body).to_dict()
 
     @authed.post("/projects/{project}/interactions/batch", response_model=BatchOut,
