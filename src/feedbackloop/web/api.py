@@ -308,9 +308,11 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "Request body or batch too large."},
     415: {"model": ErrorOut, "description": "Body not sent as application/json."},
 }
-_BATCH = {200: {"description": "Every record was accepted or a duplicate."},
-          207: {"model": BatchOut, "description": "Some records were rejected; the "
-                "others were stored. See `results`."}}
+_BATCH: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Every record was accepted or a duplicate."},
+    207: {"model": BatchOut, "description": "Some records were rejected; the others were "
+          "stored. See `results`."},
+}
 
 
 # -- routes ----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def error_response(request: Request, status: int, code: str, message: str,
     return page
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+def _field_of(loc: Any) -> str:
     """``("body", "records")`` → ``records``; the whole body (or a JSON position) → ``body``."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in _LOCATIONS:
@@ -84,8 +84,8 @@ async def _feedbackloop_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request",
+    errors: list[dict[str, Any]] = [dict(e) for e in exc.errors()]
+    first: dict[str, Any] = errors[0] if errors else {"loc": ("body",), "msg": "invalid request",
                                       "type": "invalid"}
     field = _field_of(first.get("loc", ()))
     if first.get("type") == "json_invalid":
