@@ -256,3 +256,16 @@ def test_signals_and_projects_refuse_bad_definitions(store: Store, project) -> N
     assert info.value.field == "labels"
     with pytest.raises(Conflict):
         create_signal(store, project, SignalIn(name="thumbs", type="binary"))
+
+
+@pytest.mark.parametrize("bad", ["nul \x00 here", "lone \ud800 surrogate"])
+def test_project_and_signal_text_no_database_can_store_is_refused(
+        store: Store, project, bad: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInput) as info:
+        create_project(store, "p2", description=bad)
+    assert info.value.field == "description"
+    if "\x00" in bad:  # pydantic itself refuses lone surrogates in SignalIn
+        with pytest.raises(InvalidInput) as info:
+            create_signal(store, project, SignalIn(name="s", type="categorical",
+                                                   labels=["ok", bad]))
+        assert info.value.field == "labels"

@@ -24,6 +24,7 @@ from .schema import FeedbackIn, InteractionIn
 
 __all__ = [
     "FeedbackPreparer",
+    "unstorable",
     "InteractionPreparer",
     "Prepared",
     "Reject",
@@ -34,7 +35,7 @@ __all__ = [
 _SURROGATE = re.compile("[\ud800-\udfff]").search
 
 
-def _bad_chars(value: str) -> bool:
+def unstorable(value: str) -> bool:
     """NUL or an unpaired surrogate: PostgreSQL cannot store either. ``isascii`` is O(1)
     in CPython, so ASCII text pays one memchr."""
     return "\x00" in value or (not value.isascii() and _SURROGATE(value) is not None)
@@ -145,7 +146,7 @@ class _Base:
         n = len(value)
         if n > limit or (n * 4 > limit and len(value.encode("utf-8", "surrogatepass")) > limit):
             raise _Invalid(name, f"text longer than the limit of {limit} bytes")
-        if _bad_chars(value):
+        if unstorable(value):
             raise _Invalid(name, "contains a NUL character or an unpaired surrogate")
         try:
             return self.redactor.redact(value)
@@ -190,7 +191,7 @@ class InteractionPreparer(_Base):
         return Prepared(index, rec.id, row, _content_hash(self.key, rec))
 
     def _row(self, rec: InteractionIn) -> dict[str, Any]:
-        if _bad_chars(rec.id):
+        if unstorable(rec.id):
             raise _Invalid("id", "contains a NUL character or an unpaired surrogate")
         texts = {name: getattr(rec, name) for name in _INTERACTION_TEXT}
         for name, value in texts.items():
@@ -212,7 +213,7 @@ class InteractionPreparer(_Base):
             attrs = self._check_json("attributes", rec.attributes, redact=False)
         for name in ("model_version", "experiment", "arm"):
             value = getattr(rec, name)
-            if value is not None and _bad_chars(value):
+            if value is not None and unstorable(value):
                 raise _Invalid(name, "contains a NUL character or an unpaired surrogate")
         return {
             "client_id": rec.id,
@@ -331,7 +332,7 @@ class FeedbackPreparer(_Base):
         for name in ("id", "interaction_id", "interaction_id_b", "signal", "rater_id",
                      "guideline_version"):
             value = getattr(rec, name)
-            if value is not None and _bad_chars(value):
+            if value is not None and unstorable(value):
                 raise _Invalid(name, "contains a NUL character or an unpaired surrogate")
         if self.allowed_sources is not None and rec.source not in self.allowed_sources:
             raise _Invalid("source", f"this token may only send feedback with source "
@@ -352,7 +353,7 @@ class FeedbackPreparer(_Base):
             raise _Invalid("value", str(exc)) from None
         if spec.type == "text":
             value = text = self._check_text("value", value)
-        elif text is not None and _bad_chars(text):
+        elif text is not None and unstorable(text):
             raise _Invalid("value", "contains a NUL character or an unpaired surrogate")
         correction = self._check_text("correction", rec.correction) if rec.correction else \
             rec.correction

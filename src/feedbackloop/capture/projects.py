@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import Conflict, InvalidInput, NotFound
 from ..store import Store, as_utc, utcnow
 from ..store.tables import projects, signals
-from .prepare import SignalSpec
+from .prepare import SignalSpec, unstorable
 from .redact import POLICIES
 from .schema import SignalIn
 
@@ -93,6 +93,7 @@ def create_project(store: Store, name: str, *, description: str = "",
                            field="redaction_policy")
     if len(description) > 5000:
         raise InvalidInput("description longer than 5000 characters", field="description")
+    _check_storable(description, "description")
     try:
         with store.transaction() as conn:
             new_id = conn.execute(projects.insert().values(
@@ -125,8 +126,17 @@ def _signal(row: Any) -> Signal:
                   row.labels, row.description)
 
 
+def _check_storable(value: str, field: str) -> None:
+    if unstorable(value):
+        raise InvalidInput(f"{field} contains a NUL character or an unpaired surrogate",
+                           field=field)
+
+
 def create_signal(store: Store, project: Project, spec: SignalIn) -> Signal:
     """Define a signal. Ordinal signals need a scale; categorical ones need labels."""
+    _check_storable(spec.description, "description")
+    for label in spec.labels or ():
+        _check_storable(label, "labels")
     if spec.type == "ordinal":
         if spec.scale_min is None or spec.scale_max is None:
             raise InvalidInput("an ordinal signal needs scale_min and scale_max",
