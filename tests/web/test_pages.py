@@ -305,6 +305,7 @@ def test_other_projects_answer_like_missing_ones(client: httpx.Client) -> None:
 def test_a_role_without_read_access_gets_403(client: httpx.Client, world: World) -> None:
     r = _sign_in(client, _user(world, "ivan", "ingest")).get("/projects/shop/interactions")
     assert r.status_code == 403
+    assert "You have no projects yet" in client.get("/").text
     assert "may not read" in r.text
     assert "question i1" not in r.text
 

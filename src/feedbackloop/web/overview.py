@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Connection, String, cast, func, select
+from sqlalchemy import ColumnElement, Connection, String, cast, func, select
 
 from ..store import utcnow
 from ..store.tables import feedback, interactions
@@ -28,12 +28,12 @@ def project_counts(conn: Connection, ids: list[int]) -> dict[int, tuple[int, int
     out = {pid: (0, 0) for pid in ids}
     if not ids:
         return out
-    n_int = dict(conn.execute(
+    n_int: dict[int, int] = {pid: n for pid, n in conn.execute(
         select(interactions.c.project_id, func.count())
-        .where(interactions.c.project_id.in_(ids)).group_by(interactions.c.project_id)).all())
-    n_fb = dict(conn.execute(
+        .where(interactions.c.project_id.in_(ids)).group_by(interactions.c.project_id))}
+    n_fb: dict[int, int] = {pid: n for pid, n in conn.execute(
         select(feedback.c.project_id, func.count())
-        .where(feedback.c.project_id.in_(ids)).group_by(feedback.c.project_id)).all())
+        .where(feedback.c.project_id.in_(ids)).group_by(feedback.c.project_id))}
     for pid in ids:
         out[pid] = (int(n_int.get(pid, 0)), int(n_fb.get(pid, 0)))
     return out
@@ -48,6 +48,7 @@ def interactions_per_day(conn: Connection, project_id: int, *, days: int = 30,
     start = datetime.combine(first, time.min, tzinfo=UTC)
     end = datetime.combine(today + timedelta(days=1), time.min, tzinfo=UTC)
     ts = interactions.c.timestamp
+    day: ColumnElement[str]
     if conn.dialect.name == "sqlite":
         # Stored as naive UTC text 'YYYY-MM-DD HH:MM:SS...': the first ten characters are
         # the day, and the naive bounds compare as text in the same format.

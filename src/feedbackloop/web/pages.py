@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..access import Action, Principal, revoke_token, sign_in
+from ..access import Action, Principal, can, revoke_token, sign_in
 from ..capture.browse import get_interaction, list_feedback, list_interactions, project_status
 from ..capture.projects import Project, get_project, list_projects, list_signals
 from ..capture.schema import SOURCES
@@ -79,15 +79,15 @@ class _NoSuchProject(NotFound):
 
 
 def _templates(request: Request) -> Environment:
-    return request.app.state.page_templates  # type: ignore[no-any-return]
+    return request.app.state.page_templates
 
 
 def _store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def _render(request: Request, template: str, *, status: int = 200,
@@ -205,7 +205,9 @@ async def _sign_out(request: Request) -> Response:
 def _project_list(request: Request) -> Response:
     def build(principal: Principal) -> Response:
         with _store(request).read() as conn:
-            visible = list_projects(conn, principal.project_ids())
+            # A role that may not read (ingest) would only lead to a "not allowed" page.
+            visible = [p for p in list_projects(conn, principal.project_ids())
+                       if can(principal.role_in(p.id), Action.READ)]
             counts = project_counts(conn, [p.id for p in visible])
         rows = [{"project": p, "role": principal.role_in(p.id),
                  "interactions": counts[p.id][0], "feedback": counts[p.id][1]}
