@@ -218,7 +218,8 @@ def test_secure_cookies_setting_marks_the_session_cookie_secure(
 
 def test_failed_sign_in_says_the_same_thing_and_sets_no_session(
         client: httpx.Client) -> None:
-    for username, password in (("alice", "wrong password"), ("nobody", PASSWORD), ("", "")):
+    for username, password in (("alice", "wrong password"), ("nobody", PASSWORD), ("", ""),
+                               ("al\x00ice", PASSWORD)):
         form = client.get("/sign-in")
         r = client.post("/sign-in", data={"username": username, "password": password,
                                           "csrf": _csrf(form.text)})

@@ -175,6 +175,8 @@ async def _sign_in_submit(request: Request) -> Response:
                        error="The form expired. Please sign in again.")
     settings = _settings(request)
     try:
+        if "\x00" in username:  # PostgreSQL refuses NUL in text: an error, not a miss
+            raise AuthenticationFailed("wrong username or password")
         token = await run_in_threadpool(sign_in, _store(request), username, password,
                                         hours=settings.session_max_age_hours)
     except (AuthenticationFailed, InvalidInput):
