@@ -51,11 +51,6 @@ class EmbeddedTransport:
         self.project = self._project(project, create)
         self.ingestor = Ingestor(store, settings, self.project)
         self._reload_signals()
-        # The store opens a connection per transaction on SQLite, and when the last
-        # connection to a WAL database closes, SQLite checkpoints and removes the WAL: a
-        # full checkpoint per batch. One idle connection held for the client's life keeps
-        # the WAL open, which made batched writes about twice as fast.
-        self._keep_open = store.engine.raw_connection() if store.dialect == "sqlite" else None
         url = store.engine.url.render_as_string(hide_password=True)
         self.describe = f"{url} project {project!r}"
 
@@ -157,16 +152,9 @@ class EmbeddedTransport:
 
     def after_fork_in_child(self) -> None:
         # SQLAlchemy's advice for forks: drop the inherited pool without closing the
-        # parent's connections. The inherited SQLite connection is kept, unused and
-        # unclosed, for the same reason.
+        # parent's connections.
         self.store.engine.dispose(close=False)
-        if self._keep_open is not None:
-            self._inherited = self._keep_open
-            self._keep_open = self.store.engine.raw_connection()
 
     def close(self) -> None:
-        if self._keep_open is not None:
-            self._keep_open.close()
-            self._keep_open = None
         if self._owns_store:
             self.store.dispose()

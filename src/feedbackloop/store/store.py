@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.pool import NullPool
 
 from ..errors import ConfigurationError
 
@@ -75,9 +74,11 @@ class Store:
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # One connection per checkout: SQLite connections are cheap and this keeps
-            # writers from different threads apart.
-            engine = create_engine(url, echo=echo, poolclass=NullPool, **_JSON)
+            # Pooled connections stay open between transactions. With a connection per
+            # transaction, the last close of a WAL database checkpoints and deletes the WAL
+            # every time, which halved the batch write rate.
+            engine = create_engine(url, echo=echo, pool_size=5, max_overflow=20,
+                                   pool_timeout=60, **_JSON)
             event.listen(engine, "connect", _sqlite_pragmas)
         elif url.startswith("postgresql+psycopg"):
             # No server-side prepared statements: after five runs psycopg prepares a query,
