@@ -209,7 +209,8 @@ def test_listing_filters_and_pages_without_gaps(
     recs = [{"id": f"r{i:03d}", "input": "q", "output": "a",
              "timestamp": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
              "model_version": "v2" if i % 3 == 0 else "v1",
-             "attributes": {"locale": "fr" if i % 2 else "en", "tier": i % 4}}
+             "attributes": {"locale": "fr" if i % 2 else "en", "tier": i % 4,
+                            "vip": i % 5 == 0}}
             for i in range(250)]
     assert ing.interactions(recs).accepted == 250
     ing.feedback([{"id": "t1", "interaction_id": "r007", "signal": "thumbs", "value": 1}])
@@ -234,6 +235,10 @@ def test_listing_filters_and_pages_without_gaps(
         tier = list_interactions(conn, project.id, limit=1000, where=InteractionFilter(
             attributes={"tier": "3"})).items
         assert len(tier) == sum(1 for r in recs if r["attributes"]["tier"] == 3)
+        vip = list_interactions(conn, project.id, limit=1000, where=InteractionFilter(
+            attributes={"vip": "true"})).items
+        assert len(vip) == 50
+        assert all(x.attributes["vip"] is True for x in vip)
         judged = list_interactions(conn, project.id, where=InteractionFilter(
             source="end_user")).items
         assert [x.id for x in judged] == ["r007"]

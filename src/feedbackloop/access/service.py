@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..capture.prepare import unstorable
 from ..errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from ..store import Store, as_utc, utcnow
 from ..store.tables import api_tokens, memberships, projects, users
@@ -121,6 +122,8 @@ def _user_principal(conn: object, user_id: int) -> Principal:
 
 def sign_in(store: Store, username: str, password: str, *, hours: int = 12) -> str:
     """Check a password and open a web session; returns the session token."""
+    if unstorable(username) or len(username) > 100:
+        raise AuthenticationFailed("wrong username or password")
     with store.read() as conn:
         user = conn.execute(select(users).where(users.c.username == username)).first()
     if user is None:

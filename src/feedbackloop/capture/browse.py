@@ -129,6 +129,16 @@ def _interaction(row: Any) -> InteractionRecord:
         consent=bool(row.consent), metadata=row.meta)
 
 
+def _attribute_equals(conn: Connection, key: str, value: str) -> Any:
+    """Attribute ``key`` equals ``value`` as the user typed it: text, number or boolean."""
+    col = interactions.c.attributes[key]
+    if conn.dialect.name == "sqlite" and value in ("true", "false"):
+        # SQLite's json_extract gives 1/0 for JSON booleans; json_type names them.
+        return or_(col.as_string() == value,
+                   func.json_type(interactions.c.attributes, f'$."{key}"') == value)
+    return col.as_string() == value
+
+
 def list_interactions(conn: Connection, project_id: int, *, limit: int = 100,
                       cursor: str | None = None,
                       where: InteractionFilter | None = None) -> Page:
@@ -142,7 +152,7 @@ def list_interactions(conn: Connection, project_id: int, *, limit: int = 100,
     if f.experiment is not None:
         q = q.where(t.c.experiment == f.experiment)
     for key, value in (f.attributes or {}).items():
-        q = q.where(t.c.attributes[key].as_string() == value)
+        q = q.where(_attribute_equals(conn, key, value))
     if f.since is not None:
         q = q.where(t.c.timestamp >= _db_ts(conn, f.since))
     if f.until is not None:
