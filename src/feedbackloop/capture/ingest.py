@@ -8,25 +8,29 @@ invalid ones are reported, none is half-written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, select
+import orjson
+from sqlalchemy import Connection, DateTime
 from sqlalchemy.exc import IntegrityError
 
 from ..settings import Settings
 from ..store import Store, utcnow
 from ..store.tables import feedback, interactions
-from .prepare import FeedbackPreparer, InteractionPreparer, Prepared, Reject
+from .prepare import (
+    FeedbackPreparer,
+    InteractionPreparer,
+    Prepared,
+    Reject,
+    sqlite_timestamp,
+)
 from .projects import Project, signal_specs
 
 __all__ = ["BatchResult", "Ingestor", "RecordResult"]
-
-_CHUNK = 500  # ids per IN (...) look-up; well under SQLite's variable limit
-
 
 @dataclass(slots=True)
 class RecordResult:
@@ -71,20 +75,24 @@ class BatchResult:
                 "rejected": self.rejected}
 
 
-def _chunks(seq: Sequence[str]) -> Iterable[Sequence[str]]:
-    for i in range(0, len(seq), _CHUNK):
-        yield seq[i : i + _CHUNK]
-
-
 def _existing(conn: Connection, table: Any, project_id: int, ids: Sequence[str]) -> dict[str, Any]:
-    """client id → (pk, content hash) of the ids stored already."""
-    found: dict[str, Any] = {}
-    for part in _chunks(ids):
-        q = select(table.c.client_id, table.c.id, table.c.content_hash).where(
-            table.c.project_id == project_id, table.c.client_id.in_(part))
-        for cid, pk, h in conn.execute(q):
-            found[cid] = (pk, h)
-    return found
+    """client id → (pk, content hash) of the ids stored already.
+
+    One statement whatever the number of ids, with the ids as a single parameter (an array
+    on PostgreSQL, a JSON array on SQLite): compiling ``IN (:p1, ..., :p500)`` cost more
+    than running it, and both forms probe the unique (project_id, client_id) index.
+    """
+    if not ids:
+        return {}
+    cols = f"SELECT client_id, id, content_hash FROM {table.name} WHERE project_id = "
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(cols + "%s AND client_id = ANY(%s)",
+                                    (project_id, list(ids)))
+    else:
+        rows = conn.exec_driver_sql(
+            cols + "? AND client_id IN (SELECT value FROM json_each(?))",
+            (project_id, orjson.dumps(list(ids)).decode()))
+    return {cid: (pk, h) for cid, pk, h in rows}
 
 
 def _dedupe(items: Sequence[Prepared | Reject], results: list[RecordResult],
@@ -121,12 +129,18 @@ class Ingestor:
         key = settings.pseudonym_key_bytes()
         policy, limit = project.redaction_policy, settings.max_field_bytes
         names = settings.detect_person_names
+        self._sqlite = store.dialect == "sqlite"
         self.interaction_preparer = InteractionPreparer(
-            policy=policy, key=key, max_field_bytes=limit, detect_names=names)
+            policy=policy, key=key, max_field_bytes=limit, detect_names=names,
+            sqlite_timestamps=self._sqlite)
         self.feedback_preparer = FeedbackPreparer(
             policy=policy, key=key, max_field_bytes=limit, detect_names=names,
-            allowed_sources=allowed_sources)
+            sqlite_timestamps=self._sqlite, allowed_sources=allowed_sources)
         self._signals_loaded = False
+
+    def _now(self) -> datetime | str:
+        now = utcnow()
+        return sqlite_timestamp(now) if self._sqlite else now
 
     # -- interactions ------------------------------------------------------------------
     def interactions(self, records: Sequence[Any], *, start: int = 0) -> BatchResult:
@@ -150,7 +164,7 @@ class Ingestor:
     def _write_interactions(self, prepared: Sequence[Prepared | Reject]) -> BatchResult:
         results: list[RecordResult] = []
         keep = _dedupe(prepared, results, "interaction")
-        now = utcnow()
+        now = self._now()
         rows = []
         with self.store.transaction() as conn:
             existing = _existing(conn, interactions, self.project.id, [p.id for p in keep])
@@ -201,7 +215,7 @@ class Ingestor:
     def _write_feedback(self, prepared: Sequence[Prepared | Reject]) -> BatchResult:
         results: list[RecordResult] = []
         keep = _dedupe(prepared, results, "feedback")
-        now = utcnow()
+        now = self._now()
         rows = []
         with self.store.transaction() as conn:
             wanted = sorted({p.extra["interaction_id"] for p in keep}
@@ -267,12 +281,15 @@ def insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> Non
                 for row in rows:
                     copy.write_row(getter(row))
             return
+        # Rows from the Ingestor carry SQLite timestamps as text already; convert the rest.
         ts_idx = [i for i, c in enumerate(cols) if isinstance(table.c[c].type, DateTime)]
         params = []
         for row in rows:
             values = list(getter(row))
             for i in ts_idx:
-                values[i] = _sqlite_ts(values[i])
+                v = values[i]
+                if v is not None and v.__class__ is not str:
+                    values[i] = sqlite_timestamp(v)
             params.append(values)
         sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) "
                f"VALUES ({', '.join('?' for _ in cols)})")
@@ -284,11 +301,3 @@ def insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> Non
     except conn.dialect.loaded_dbapi.IntegrityError as exc:
         # The same exception SQLAlchemy would raise, so callers need to know one type.
         raise IntegrityError(f"INSERT INTO {table.name}", None, exc) from exc
-
-
-def _sqlite_ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None and value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
