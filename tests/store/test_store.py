@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from feedbackloop.capture.browse import get_interaction
@@ -18,7 +20,7 @@ EXPECTED_TABLES = {"projects", "signals", "interactions", "feedback", "users", "
 
 
 def test_migrations_create_every_table(store: Store) -> None:
-    assert EXPECTED_TABLES <= set(store.table_names())
+    assert set(store.table_names()) >= EXPECTED_TABLES
     assert store.current_revision() == store.head_revision()
     store.ensure_schema()  # idempotent
     assert store.current_revision() == store.head_revision()
