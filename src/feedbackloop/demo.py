@@ -134,8 +134,9 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     if summary["redacted"]:
         console.print(_counts_table("Texts with PII redacted", summary["redacted"],
                                     "placeholder"))
-    console.print(f"Done in {summary['seconds']:.1f} s. Next: [bold]feedbackloop serve[/] "
-                  "and open http://127.0.0.1:8000")
+    console.print(f"Done in {summary['seconds']:.1f} s. Next: create a sign-in with "
+                  "[bold].venv/bin/feedbackloop users create NAME --password-stdin "
+                  "--superuser[/], run [bold]make serve[/] and open http://127.0.0.1:8000")
 
 
 def run(settings: Settings, *, project: str = "demo", seed: int = 0,
