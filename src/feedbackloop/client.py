@@ -54,6 +54,12 @@ def new_id() -> str:
     return f"{n:032x}"
 
 
+def _present(**fields: Any) -> dict[str, Any]:
+    """The wire record: fields left at their default are left out, so that a record logged
+    again hashes as the same record."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def _iso(value: datetime | str) -> str:
     if isinstance(value, str):
         return value
@@ -183,40 +189,19 @@ class Client:
         logging the same record again is recognised as a duplicate rather than a
         conflicting second version.
         """
-        record: dict[str, Any] = {"input": input, "output": output}
         if id is None:
             id = new_id()
             if timestamp is None:
                 timestamp = datetime.now(UTC)
-        record["id"] = id
-        if timestamp is not None:
-            record["timestamp"] = _iso(timestamp)
-        if model_version is not None:
-            record["model_version"] = model_version
-        if context is not None:
-            record["context"] = context
-        if reference is not None:
-            record["reference"] = reference
-        if attributes is not None:
-            record["attributes"] = dict(attributes)
-        if user_id is not None:
-            record["user_id"] = user_id
-        if session_id is not None:
-            record["session_id"] = session_id
-        if latency_ms is not None:
-            record["latency_ms"] = latency_ms
-        if error is not None:
-            record["error"] = error
-        if experiment is not None:
-            record["experiment"] = experiment
-        if arm is not None:
-            record["arm"] = arm
-        if propensity is not None:
-            record["propensity"] = propensity
-        if consent:
-            record["consent"] = True
-        if metadata is not None:
-            record["metadata"] = dict(metadata)
+        record = _present(
+            id=id, input=input, output=output,
+            timestamp=_iso(timestamp) if timestamp is not None else None,
+            model_version=model_version, context=context, reference=reference,
+            attributes=dict(attributes) if attributes is not None else None,
+            user_id=user_id, session_id=session_id, latency_ms=latency_ms, error=error,
+            experiment=experiment, arm=arm, propensity=propensity,
+            consent=True if consent else None,
+            metadata=dict(metadata) if metadata is not None else None)
         self._put("interaction", record, self._check("interaction", record))
         return id
 
@@ -229,27 +214,16 @@ class Client:
     ) -> str:
         """Queue one judgement of an interaction (of two, for a pairwise signal) and
         return its id. Ids and timestamps follow :meth:`log_interaction`."""
-        record: dict[str, Any] = {"interaction_id": interaction_id, "signal": signal,
-                                  "value": value}
         if id is None:
             id = new_id()
             if timestamp is None:
                 timestamp = datetime.now(UTC)
-        record["id"] = id
-        if timestamp is not None:
-            record["timestamp"] = _iso(timestamp)
-        if interaction_id_b is not None:
-            record["interaction_id_b"] = interaction_id_b
-        if source != "end_user":
-            record["source"] = source
-        if rater_id is not None:
-            record["rater_id"] = rater_id
-        if correction is not None:
-            record["correction"] = correction
-        if comment is not None:
-            record["comment"] = comment
-        if guideline_version is not None:
-            record["guideline_version"] = guideline_version
+        record = _present(
+            id=id, interaction_id=interaction_id, signal=signal, value=value,
+            timestamp=_iso(timestamp) if timestamp is not None else None,
+            interaction_id_b=interaction_id_b,
+            source=source if source != "end_user" else None, rater_id=rater_id,
+            correction=correction, comment=comment, guideline_version=guideline_version)
         self._put("feedback", record, self._check("feedback", record))
         return id
 
