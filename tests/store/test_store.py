@@ -16,7 +16,8 @@ from feedbackloop.settings import load_settings
 from feedbackloop.store import Store
 
 EXPECTED_TABLES = {"projects", "signals", "interactions", "feedback", "users", "memberships",
-                   "api_tokens", "alembic_version"}
+                   "api_tokens", "alembic_version", "score_cache", "score_errors", "evaluations",
+                   "discrepancy_tags"}
 
 
 def test_migrations_create_every_table(store: Store) -> None:

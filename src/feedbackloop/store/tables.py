@@ -24,6 +24,10 @@ from sqlalchemy import (
 
 __all__ = [
     "api_tokens",
+    "discrepancy_tags",
+    "evaluations",
+    "score_cache",
+    "score_errors",
     "feedback",
     "interactions",
     "memberships",
@@ -163,4 +167,67 @@ api_tokens = Table(
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS),
     Column("revoked_at", TS),
+)
+
+# -- measure: automated scorers -------------------------------------------------------------
+# Results keyed by what the scorer read, not by interaction: identical content anywhere is
+# scored once per scorer version.
+score_cache = Table(
+    "score_cache",
+    metadata,
+    Column("scorer", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("content_hash", String(40), primary_key=True),
+    Column("value", JSON),
+    Column("error", Text),
+    Column("created_at", TS, nullable=False),
+)
+
+score_errors = Table(
+    "score_errors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("interaction_id", Integer, ForeignKey("interactions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("scorer", String(100), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("interaction_id", "scorer", "version"),
+    Index(None, "project_id", "scorer", "version"),
+)
+
+# -- understand: two-channel evaluation --------------------------------------------------------
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("human_signal", String(100), nullable=False),
+    Column("metric_signals", JSON, nullable=False),
+    Column("filters", JSON, nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Index(None, "project_id", "created_at"),
+)
+
+discrepancy_tags = Table(
+    "discrepancy_tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("interaction_id", Integer, ForeignKey("interactions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("evaluation_id", Integer, ForeignKey("evaluations.id", ondelete="SET NULL")),
+    Column("human_signal", String(100), nullable=False),
+    Column("metric_signal", String(100), nullable=False),
+    # metric_error | guideline_gap | rater_error | data_gap | prompt_issue | model_error | other
+    Column("cause", String(20), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Index(None, "project_id", "cause", "created_at"),
+    Index(None, "interaction_id"),
 )
