@@ -15,7 +15,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e .
 	touch $@
 
+# torch first, pinned to the CPU build this machine carries: the embeddings extra would
+# otherwise pull a multi-GB CUDA build.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[test,dev]'
 	touch $@
 
