@@ -1,0 +1,46 @@
+"""Pure statistics on arrays: no I/O, no database, nothing else of feedbackloop imported.
+
+Randomness comes in as a ``numpy.random.Generator``. Every estimate is an
+:class:`Estimate` with its interval, sample size and method, or unavailable with a reason.
+See docs/statistics.md for each method's formula and source.
+"""
+
+from .calibration import (
+    IsotonicMap,
+    ReliabilityBin,
+    expected_calibration_error,
+    fit_isotonic,
+    reliability,
+)
+from .classification import auroc, best_threshold, cohen_kappa, rates_at_threshold
+from .correlation import kendall, spearman
+from .discrepancy import discrepancy_scores, top_discrepancies
+from .estimate import Estimate, NotEstimable
+from .intervals import bootstrap_interval, wilson_interval
+from .ppi import classical_mean, naive_metric_mean, ppi_mean
+from .stacking import StackingModel, fit_stacking
+
+__all__ = [
+    "Estimate",
+    "IsotonicMap",
+    "NotEstimable",
+    "ReliabilityBin",
+    "StackingModel",
+    "auroc",
+    "best_threshold",
+    "bootstrap_interval",
+    "classical_mean",
+    "cohen_kappa",
+    "discrepancy_scores",
+    "expected_calibration_error",
+    "fit_isotonic",
+    "fit_stacking",
+    "kendall",
+    "naive_metric_mean",
+    "ppi_mean",
+    "rates_at_threshold",
+    "reliability",
+    "spearman",
+    "top_discrepancies",
+    "wilson_interval",
+]
