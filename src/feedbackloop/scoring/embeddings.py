@@ -216,7 +216,7 @@ class _EmbeddingScorer:
 def _text(item: ScoreItem, field: str) -> str | ScoreError:
     value = getattr(item, field)
     if value is None:
-        return ScoreError(f"{field} is missing")
+        return ScoreError(f"no {field}")
     if not isinstance(value, str):
         return ScoreError(f"{field} must be text, not {type(value).__name__}")
     if not value.strip():

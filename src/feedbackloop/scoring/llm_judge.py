@@ -129,9 +129,8 @@ def parse_judgement(content: str, scale_min: int,
 
 def _check_number(name: str, value: Any, low: float, high: float, *,
                   integer: bool = False) -> None:
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) \
-            or not low <= float(value) <= high:
+    ok = isinstance(value, int) or (not integer and isinstance(value, float))
+    if isinstance(value, bool) or not ok or not low <= value <= high:
         kind = "an integer" if integer else "a number"
         raise InvalidInput(f"{name} must be {kind} from {low:g} to {high:g}, not {value!r}",
                            field=name)
