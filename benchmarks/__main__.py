@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 import time
 
-from . import ingest, listing
+from . import embeddings, ingest, listing
 from .databases import kinds, server_version
 from .report import README, machine, save
 
-GROUPS = {"ingest": ingest.run, "list": listing.run}
+GROUPS = {"ingest": ingest.run, "list": listing.run, "embeddings": embeddings.run}
 
 
 def main(argv: list[str]) -> int:
