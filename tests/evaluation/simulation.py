@@ -40,6 +40,7 @@ class Simulated:
     n: int
     approved: np.ndarray  # the truth for every interaction
     labelled: np.ndarray  # which interactions carry a human judgement
+    score: np.ndarray  # the metric's value on every interaction
 
 
 def simulate(store: Store, settings: Settings, n: int = 4000, seed: int = 7,
@@ -85,4 +86,4 @@ def simulate(store: Store, settings: Settings, n: int = 4000, seed: int = 7,
                            "rater_id": "r2"})
     for start in range(0, len(fb), 5000):
         assert ing.feedback(fb[start:start + 5000]).rejected == 0
-    return Simulated(project, n, approved, labelled)
+    return Simulated(project, n, approved, labelled, score)

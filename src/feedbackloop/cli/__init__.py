@@ -22,6 +22,8 @@ def build_app() -> typer.Typer:
     capture.register(app)
     access.register(app)
     serve.register(app)
+    from . import scoring; scoring.register(app)  # noqa: E702, I001
+    from . import evaluate; evaluate.register(app)  # noqa: E702, I001
     return app
 
 
