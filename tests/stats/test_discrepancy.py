@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -83,7 +85,7 @@ def test_top_discrepancies_is_sorted_and_independent_of_input_order(data, k: int
     ids = list(range(len(human)))
     top = top_discrepancies(ids, human, metric, k)
     assert len(top) == min(k, len(ids))
-    assert all(a[1] >= b[1] - 1e-12 for a, b in zip(top, top[1:], strict=False))
+    assert all(a[1] >= b[1] - 1e-12 for a, b in itertools.pairwise(top))
     order = ids[::-1]
     reversed_top = top_discrepancies(
         order, [human[i] for i in order], [metric[i] for i in order], k

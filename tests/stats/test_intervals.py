@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -84,15 +86,25 @@ def _mean_diff(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 @pytest.mark.parametrize("method", ["percentile", "bca"])
-def test_bootstrap_equals_scipy_with_the_same_seed(method: str) -> None:
+def test_bootstrap_equals_scipy_with_the_same_seed(method: Literal["percentile", "bca"]) -> None:
     data = np.random.default_rng(3)
     a, b = data.exponential(size=30), data.normal(size=30)
     ours = bootstrap_interval(
-        _mean_diff, a, b, rng=np.random.default_rng(11), n_resamples=999, method=method,
+        _mean_diff,
+        a,
+        b,
+        rng=np.random.default_rng(11),
+        n_resamples=999,
+        method=method,
         vectorized=True,
     )
     ref = scipy_stats.bootstrap(
-        (a, b), _mean_diff, paired=True, vectorized=True, n_resamples=999, method=method,
+        (a, b),
+        _mean_diff,
+        paired=True,
+        vectorized=True,
+        n_resamples=999,
+        method=method,
         rng=np.random.default_rng(11),
     ).confidence_interval
     assert ours is not None
@@ -101,7 +113,7 @@ def test_bootstrap_equals_scipy_with_the_same_seed(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["percentile", "bca"])
-def test_scalar_and_vectorized_statistics_agree(method: str) -> None:
+def test_scalar_and_vectorized_statistics_agree(method: Literal["percentile", "bca"]) -> None:
     data = np.random.default_rng(5)
     a, b = data.normal(size=25), data.normal(size=25)
 
@@ -109,7 +121,12 @@ def test_scalar_and_vectorized_statistics_agree(method: str) -> None:
         return float(np.mean(x - y))
 
     vec = bootstrap_interval(
-        _mean_diff, a, b, rng=np.random.default_rng(2), n_resamples=300, method=method,
+        _mean_diff,
+        a,
+        b,
+        rng=np.random.default_rng(2),
+        n_resamples=300,
+        method=method,
         vectorized=True,
     )
     loop = bootstrap_interval(
@@ -132,7 +149,7 @@ def test_bootstrap_resamples_rows_of_2d_arrays_together() -> None:
 
 @pytest.mark.parametrize(("method", "nominal"), [("percentile", 0.95), ("bca", 0.95)])
 def test_bootstrap_covers_the_true_mean_at_about_the_nominal_rate(
-    method: str, nominal: float
+    method: Literal["percentile", "bca"], nominal: float
 ) -> None:
     # 500 data sets of 50 draws from a gamma(4) (mean 4, mildly skewed).
     rng = np.random.default_rng(1979)
@@ -141,8 +158,12 @@ def test_bootstrap_covers_the_true_mean_at_about_the_nominal_rate(
     for _ in range(sims):
         x = rng.gamma(4.0, size=50)
         ci = bootstrap_interval(
-            lambda v, axis=-1: np.mean(v, axis=axis), x, rng=rng, n_resamples=500,
-            method=method, vectorized=True,
+            lambda v, axis=-1: np.mean(v, axis=axis),
+            x,
+            rng=rng,
+            n_resamples=500,
+            method=method,
+            vectorized=True,
         )
         assert ci is not None
         covered += ci[0] <= 4.0 <= ci[1]
@@ -158,9 +179,10 @@ def test_bootstrap_with_fewer_than_two_rows_gives_no_interval() -> None:
 
 def test_bca_on_constant_data_gives_no_interval_and_no_warning() -> None:
     x = np.ones(20)
-    assert bootstrap_interval(
-        np.mean, x, rng=np.random.default_rng(0), n_resamples=100, method="bca"
-    ) is None
+    assert (
+        bootstrap_interval(np.mean, x, rng=np.random.default_rng(0), n_resamples=100, method="bca")
+        is None
+    )
     # The percentile interval of a constant statistic is the point itself.
     assert bootstrap_interval(np.mean, x, rng=np.random.default_rng(0), n_resamples=100) == (
         1.0,

@@ -39,9 +39,7 @@ def test_weights_and_probabilities_equal_a_sklearn_pipeline() -> None:
     np.testing.assert_allclose(model.predict_proba(x), ref.predict_proba(x)[:, 1], atol=1e-6)
     # Raw-scale weights give the same linear predictor on unscaled features.
     raw = np.array([model.raw_weights[n] for n in NAMES])
-    np.testing.assert_allclose(
-        x @ raw + model.raw_intercept, ref.decision_function(x), atol=1e-6
-    )
+    np.testing.assert_allclose(x @ raw + model.raw_intercept, ref.decision_function(x), atol=1e-6)
 
 
 def test_informative_metrics_outweigh_noise_and_cv_auroc_is_out_of_fold() -> None:

@@ -140,6 +140,5 @@ def expected_calibration_error(probabilities: Any, labels: Any, n_bins: int = 10
     if p.size == 0:
         raise NotEstimable("no predictions to measure calibration on")
     return float(
-        sum(b.n * abs(b.observed - b.mean_predicted) for b in reliability(p, y, n_bins))
-        / p.size
+        sum(b.n * abs(b.observed - b.mean_predicted) for b in reliability(p, y, n_bins)) / p.size
     )

@@ -142,9 +142,7 @@ def _kappa_codes(a: np.ndarray, b: np.ndarray, n_categories: int, axis: int = -1
         return np.where(p_e < 1.0, (p_o - p_e) / (1.0 - p_e), np.nan)
 
 
-def cohen_kappa(
-    a: Any, b: Any, *, rng: np.random.Generator, n_resamples: int = 2000
-) -> Estimate:
+def cohen_kappa(a: Any, b: Any, *, rng: np.random.Generator, n_resamples: int = 2000) -> Estimate:
     """Cohen's (1960) kappa for two raters on the same items, any nominal labels::
 
         kappa = (p_o - p_e) / (1 - p_e),   p_e = Σ_k p_a(k) p_b(k)
