@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from feedbackloop.capture.ingest import Ingestor
 from feedbackloop.capture.projects import Project, create_project, create_signal, list_signals
 from feedbackloop.capture.schema import SignalIn
-from feedbackloop.errors import InvalidInput
+from feedbackloop.errors import ConfigurationError, InvalidInput
 from feedbackloop.scoring import ScoreError, ScoreItem, ScorerInfo
 from feedbackloop.scoring._workers import check_value
 from feedbackloop.scoring.engine import content_hash, feedback_id, score_project
@@ -48,6 +49,7 @@ class Length:
         self.items += len(items)
         if self.pid_dir is not None:
             Path(self.pid_dir, str(os.getpid())).touch()
+            time.sleep(0.05)  # long enough that one worker cannot take every batch
         return [float(len(item.output)) for item in items]
 
 
@@ -302,6 +304,26 @@ def test_a_scorer_that_fails_whole_batches_falls_back_to_single_items(
     assert report["length"].errors == 0
 
 
+class Misconfigured(Length):
+    def score(self, items: Sequence[ScoreItem]) -> list[Any]:
+        self.calls += 1
+        raise ConfigurationError("the endpoint refused the credentials", option="api_key")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_configuration_error_stops_the_run_and_records_nothing(
+        store: Store, settings: Settings, workers: int) -> None:
+    project = _project(store, settings, _records([f"o{n}" for n in range(20)]))
+    scorer = Misconfigured()
+    with pytest.raises(ConfigurationError, match="refused the credentials"):
+        score_project(store, settings, project, [scorer], batch_size=5, workers=workers,
+                      progress=False)
+    if workers == 0:
+        assert scorer.calls == 1  # not once per item
+    assert (_count(store, feedback), _count(store, score_cache),
+            _count(store, score_errors)) == (0, 0, 0)
+
+
 class ShortChanged(Length):
     def score(self, items: Sequence[ScoreItem]) -> list[Any]:
         return [1.0]
@@ -445,7 +467,9 @@ def test_progress_callback_counts_items(store: Store, settings: Settings) -> Non
 # -- worker processes ----------------------------------------------------------------------
 def test_worker_processes_store_the_same_results(store: Store, settings: Settings,
                                                  tmp_path: Path) -> None:
-    outputs = [f"{'x' * (n % 37)} answer {n % 150}" for n in range(600)]
+    # 120 distinct outputs: batch 3 repeats batch 1 while both are in flight, later
+    # batches repeat what the cache holds.
+    outputs = [f"answer {n % 120}" for n in range(600)]
     project = _project(store, settings, _records(outputs))
     pids = tmp_path / "pids"
     pids.mkdir()
@@ -470,18 +494,18 @@ def test_worker_processes_store_the_same_results(store: Store, settings: Setting
     assert len(parallel) == 600
     assert parallel["i7"] == float(len(outputs[7]))
     unique = len(set(outputs))
-    assert report["length"].scorer_items == serial.items == unique
+    assert report["length"].scorer_items == serial.items == unique == 120
     assert report["length"].scored == 600
 
 
 # -- identities ----------------------------------------------------------------------------
-def test_content_hash_covers_needed_fields_and_options() -> None:
+def test_content_hash_covers_the_needed_fields_only() -> None:
     info = Length().info
     base = {"input": "q", "output": "o", "reference": None}
     assert content_hash(info, base) == content_hash(info, {**base, "input": "other"})
     assert content_hash(info, base) != content_hash(info, {**base, "output": "O"})
-    with_options = ScorerInfo(**{**info.__dict__, "options": {"k": 1}})
-    assert content_hash(info, base) != content_hash(with_options, base)
+    both = ScorerInfo(**{**info.__dict__, "needs": frozenset({"input", "output"})})
+    assert content_hash(both, base) != content_hash(both, {**base, "input": "other"})
     assert len(content_hash(info, base)) == 40
 
 

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..errors import ConfigurationError
 from .base import ScoreError, ScoreItem, Scorer, ScorerInfo
 
 __all__ = ["Outcome", "check_value", "install", "score_in_worker", "score_items"]
@@ -121,6 +122,8 @@ def score_items(scorer: Scorer, items: Sequence[ScoreItem]) -> list[Outcome]:
     with_rationale = callable(getattr(scorer, "score_with_rationale", None))
     try:
         raw = _call(scorer, items, with_rationale)
+    except ConfigurationError:
+        raise
     except Exception as exc:
         if len(items) == 1:
             return [_raised(exc)]
@@ -128,6 +131,8 @@ def score_items(scorer: Scorer, items: Sequence[ScoreItem]) -> list[Outcome]:
         for item in items:
             try:
                 (one,) = _call(scorer, [item], with_rationale)
+            except ConfigurationError:
+                raise
             except Exception as item_exc:
                 out.append(_raised(item_exc))
             else:

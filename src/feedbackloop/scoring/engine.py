@@ -9,8 +9,7 @@ For each scorer the engine
    feedback from this scorer version nor a recorded score error for it: an anti-join, so a
    re-run only sees what is new, and memory stays bounded for a project of any size;
 3. looks every item up in ``score_cache`` by (scorer, version, content hash of the fields
-   the scorer reads, plus its options); only misses reach the scorer, identical content is
-   scored once;
+   the scorer reads); only misses reach the scorer, and identical content is scored once;
 4. calls the scorer in batches (in worker processes when ``info.cpu_bound``), item by item
    when a batch raises, and checks every value against the output type;
 5. writes the values through the :class:`~feedbackloop.capture.ingest.Ingestor` (so they
@@ -31,7 +30,7 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -136,11 +135,12 @@ class ScoringReport:
 
 
 # -- identities ----------------------------------------------------------------------------
-def content_hash(info: ScorerInfo, fields: dict[str, Any]) -> str:
+def content_hash(info: ScorerInfo, fields: Mapping[str, Any]) -> str:
     """The cache key of what a scorer reads: a BLAKE2b digest (40 hex characters) of the
-    fields it needs and of its options, so that two option sets never share a value."""
-    data = {"fields": {k: fields.get(k) for k in sorted(info.needs)},
-            "options": info.options}
+    fields it needs. Options are not part of it: by the Scorer contract, options that change
+    results change the version (see ``scoring._options``), and options that do not (a batch
+    size, a cache folder) should not throw cached values away."""
+    data = {k: fields.get(k) for k in sorted(info.needs)}
     blob = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
                         default=str)
     return hashlib.blake2b(blob, digest_size=20).hexdigest()
@@ -457,7 +457,8 @@ class _Run:
             pool, n = _executor(self.scorer, workers, pending, self.batch_size)
             bar = _Progress(progress, self.info.name, pending)
             try:
-                self._pipeline(pool, n + 1, bar)
+                # Inline, score and write page by page; with workers, keep every one busy.
+                self._pipeline(pool, 1 if n == 1 else n + 1, bar)
             except BrokenProcessPool as exc:
                 raise FeedbackloopError(
                     f"a worker process died while scoring with {self.info.name!r} ({exc}); "
