@@ -134,14 +134,15 @@ def knowledge_base(store: Store, project: Project | str, *, conn: Connection | N
     }
 
 
-def tags_for(conn: Connection, project: Project, evaluation_id: int) -> dict[str, list[str]]:
-    """Causes already tagged per interaction client id, for one evaluation's page."""
+def tags_for(conn: Connection, project: Project, evaluation_id: int
+             ) -> dict[str, dict[str, list[str]]]:
+    """Causes tagged on one evaluation: metric signal → interaction client id → causes."""
     t, i = discrepancy_tags, interactions
-    out: dict[str, list[str]] = defaultdict(list)
+    out: dict[str, dict[str, list[str]]] = defaultdict(dict)
     for cid, cause, metric in conn.execute(
             select(i.c.client_id, t.c.cause, t.c.metric_signal)
             .join(i, i.c.id == t.c.interaction_id)
             .where(t.c.project_id == project.id, t.c.evaluation_id == evaluation_id)
             .order_by(t.c.id)):
-        out[f"{metric}\x1f{cid}"].append(cause)
+        out[metric].setdefault(cid, []).append(cause)
     return dict(out)

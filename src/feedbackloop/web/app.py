@@ -12,6 +12,7 @@ from ..settings import Settings, load_settings
 from ..store import Store
 from .api import build_api_router
 from .errors import RequestSizeLimit, install_error_handlers
+from .evaluation_api import build_evaluation_router
 
 __all__ = ["create_app"]
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     app.include_router(build_api_router())
+    app.include_router(build_evaluation_router())
     app.openapi = lambda: _api_schema(app)  # type: ignore[method-assign]
     from .pages import install_pages
 

@@ -53,7 +53,7 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                  ("Feedback", "/feedback"))),
     ("Measure", ()),
     ("Annotate", ()),
-    ("Understand", ()),
+    ("Understand", (("Evaluations", "/evaluations"), ("Knowledge base", "/knowledge-base"))),
     ("Improve", ()),
     ("Test", ()),
     ("Release", ()),
@@ -325,3 +325,6 @@ def install_pages(app: FastAPI) -> None:
                       **html)
     app.add_api_route("/projects/{name}/feedback", _feedback_list, methods=["GET"],
                       name="feedback_list", **html)
+    from .evaluation_pages import install_evaluation_pages
+
+    install_evaluation_pages(app)
