@@ -86,8 +86,8 @@ class Overlap:
                       needs=frozenset({"output", "reference"}), scale_min=0, scale_max=1)
 
     def score(self, items: Sequence[ScoreItem]) -> list[Any]:
-        return [int(item.reference is not None and item.reference in item.output)
-                for item in items]
+        return [ScoreError("no reference") if item.reference is None
+                else int(item.reference in item.output) for item in items]
 
 
 class Judge:
@@ -363,6 +363,11 @@ def test_a_value_the_ingestor_refuses_becomes_an_error(store: Store,
     ({"output_type": "numeric"}, float("inf"), (None, "returned inf: not a finite number")),
     ({"output_type": "numeric", "scale_min": 0.0, "scale_max": 1.0}, 1.5,
      (None, "returned 1.5, outside the scale [0, 1]")),
+    ({"output_type": "numeric", "scale_min": 0.0, "scale_max": 100.0}, 100.00000000000004,
+     (100.0, None)),  # sacrebleu's BLEU of two identical texts
+    ({"output_type": "numeric", "scale_min": 0.0, "scale_max": 100.0}, 100.001,
+     (None, "returned 100.001, outside the scale [0, 100]")),
+    ({"output_type": "numeric", "scale_min": -1.0}, -1.0000000000000002, (-1.0, None)),
     ({"output_type": "ordinal", "scale_min": 1, "scale_max": 5}, np.int64(3), (3, None)),
     ({"output_type": "ordinal", "scale_min": 1, "scale_max": 5}, 3.0,
      (None, "returned 3.0 (float): an ordinal scorer returns a whole number (int)")),
@@ -395,16 +400,46 @@ def test_since_limits_the_interactions(store: Store, settings: Settings) -> None
     assert (report["length"].scored, report["length"].skipped) == (2, 0)
 
 
-def test_interactions_without_a_needed_field_are_not_applicable(store: Store,
-                                                                settings: Settings) -> None:
-    records = [{"id": "with", "input": "q", "output": "the answer is 4",
-                "reference": "4"},
-               {"id": "wrong", "input": "q", "output": "five", "reference": "4"},
-               {"id": "without", "input": "q", "output": "4"}]
-    project = _project(store, settings, records)
-    report = score_project(store, settings, project, [Overlap()], workers=0, progress=False)
+class ReadsReference(Length):
+    """Reads the reference when there is one, as an LLM judge does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info = ScorerInfo(name="length", version="1", output_type="numeric",
+                               needs=frozenset({"output", "reference"}))
+
+    def score(self, items: Sequence[ScoreItem]) -> list[Any]:
+        return [float(len(i.output) - len(i.reference or "")) for i in items]
+
+
+REFERENCE_RECORDS = [
+    {"id": "with", "input": "q", "output": "the answer is 4", "reference": "4"},
+    {"id": "wrong", "input": "q", "output": "five", "reference": "4"},
+    {"id": "without", "input": "q", "output": "4"}]
+
+
+def test_items_lacking_a_field_the_scorer_reads_are_scored(store: Store,
+                                                           settings: Settings) -> None:
+    """``needs`` is what a scorer reads: the scorer decides what a missing field means."""
+    project = _project(store, settings, REFERENCE_RECORDS)
+    report = score_project(store, settings, project, [Overlap(), ReadsReference()],
+                           workers=0, progress=False)
     assert _values(store, "overlap") == {"with": 1, "wrong": 0}
-    assert (report["overlap"].scored, report["overlap"].not_applicable) == (2, 1)
+    assert _values(store, "length") == {"with": 14.0, "wrong": 3.0, "without": 1.0}
+    assert _errors(store) == {"without": "no reference"}
+    r = report["overlap"]
+    assert (r.scored, r.not_applicable, r.errors) == (2, 0, 1)
+
+
+def test_skip_incomplete_leaves_them_out(store: Store, settings: Settings) -> None:
+    project = _project(store, settings, REFERENCE_RECORDS)
+    report = score_project(store, settings, project, [Overlap(), ReadsReference()],
+                           workers=0, progress=False, skip_incomplete=True)
+    assert _values(store, "overlap") == {"with": 1, "wrong": 0}
+    assert _values(store, "length") == {"with": 14.0, "wrong": 3.0}
+    assert _errors(store) == {}
+    r = report["overlap"]
+    assert (r.scored, r.not_applicable, r.errors, r.skipped) == (2, 1, 0, 0)
 
 
 def test_a_signal_of_another_type_is_a_clear_error(store: Store, settings: Settings) -> None:

@@ -40,11 +40,22 @@ def _shown(value: Any) -> str:
     return f"{_short(repr(value), 80)} ({type(value).__name__})"
 
 
+def _slack(lo: float | None, hi: float | None) -> float:
+    """How far past a bound a numeric value may fall by rounding alone: a billionth of the
+    scale's width (or of the bound's size, for a half-open scale)."""
+    if lo is not None and hi is not None:
+        size = abs(hi - lo)
+    else:
+        size = abs(lo if lo is not None else hi or 0.0)
+    return 1e-9 * max(1.0, size)
+
+
 def check_value(info: ScorerInfo, value: Any) -> Outcome:
     """``value`` converted to the plain Python type of ``info.output_type``, or the reason it
     does not fit: bool for binary; a whole number on the scale for ordinal; a finite number
-    (not a bool) on the scale, if any, for numeric; one of the labels for categorical;
-    non-empty text for text. NumPy scalars are accepted and converted."""
+    (not a bool) on the scale, if any, for numeric (a value past a bound by rounding noise
+    becomes the bound); one of the labels for categorical; non-empty text for text. NumPy
+    scalars are accepted and converted."""
     if isinstance(value, ScoreError):
         return Outcome(error=_short(str(value.message)) or "ScoreError without a message")
     t = info.output_type
@@ -63,8 +74,14 @@ def check_value(info: ScorerInfo, value: Any) -> Outcome:
         if not math.isfinite(x):
             return Outcome(error=f"returned {value!r}: not a finite number")
         lo, hi = info.scale_min, info.scale_max
+        # Floating-point noise at a bound (sacrebleu's BLEU of identical texts is
+        # 100.00000000000004) is the bound, not an error.
+        if lo is not None and x < lo and t == "numeric" and lo - x <= _slack(lo, hi):
+            x = float(lo)
+        if hi is not None and x > hi and t == "numeric" and x - hi <= _slack(lo, hi):
+            x = float(hi)
         if (lo is not None and x < lo) or (hi is not None and x > hi):
-            return Outcome(error=f"returned {x:g}, outside the scale "
+            return Outcome(error=f"returned {value!r}, outside the scale "
                                  f"[{'' if lo is None else f'{lo:g}'}, "
                                  f"{'' if hi is None else f'{hi:g}'}]")
         return Outcome(int(value) if t == "ordinal" else x)

@@ -76,9 +76,10 @@ class ScorerReport:
     ``scored``: interactions that got a new automated feedback value. ``cached``: items
     answered without calling the scorer (from ``score_cache``, or content seen earlier in
     this run). ``skipped``: interactions scored (or failed) before, by this version.
-    ``not_applicable``: interactions without a field the scorer needs (no reference...).
-    ``errors``: items recorded in ``score_errors`` by this run; ``error_samples`` the first
-    few (interaction id and message).
+    ``not_applicable``: with ``skip_incomplete``, interactions left out because they lack
+    a field the scorer reads (no reference for a reference metric). ``errors``: items
+    recorded in ``score_errors`` by this run (a re-run skips them); ``error_samples`` the
+    first few (interaction id and message).
     """
 
     scorer: str
@@ -240,6 +241,7 @@ class _Target:
     signal_id: int
     info: ScorerInfo
     since: datetime | None
+    skip_incomplete: bool = False
 
     def _base(self, conn: Connection) -> list[Any]:
         t = interactions
@@ -252,10 +254,13 @@ class _Target:
                                            if conn.dialect.name == "sqlite" else since))
         return where
 
-    def _applicable(self) -> Any:
-        conds = [_COLUMNS[n].is_not(None) for n in ("reference", "context")
-                 if n in self.info.needs]
-        return and_(true(), *conds)
+    def _complete(self) -> Any:
+        """Has every optional field the scorer reads (always true without
+        ``skip_incomplete``)."""
+        if not self.skip_incomplete:
+            return true()
+        return and_(true(), *(_COLUMNS[n].is_not(None) for n in ("reference", "context")
+                              if n in self.info.needs))
 
     def _pending(self) -> Any:
         t = interactions
@@ -269,12 +274,12 @@ class _Target:
         return and_(~done, ~failed)
 
     def counts(self, conn: Connection) -> tuple[int, int, int]:
-        """(interactions in range, those with the fields needed, those still to score) in
-        one pass."""
-        applicable = self._applicable()
+        """(interactions in range, those complete enough, those still to score), in one
+        pass."""
+        complete = self._complete()
         q = select(func.count(),
-                   func.coalesce(func.sum(case((applicable, 1), else_=0)), 0),
-                   func.coalesce(func.sum(case((and_(applicable, self._pending()), 1),
+                   func.coalesce(func.sum(case((complete, 1), else_=0)), 0),
+                   func.coalesce(func.sum(case((and_(complete, self._pending()), 1),
                                                else_=0)), 0)
                    ).select_from(interactions).where(*self._base(conn))
         total, usable, pending = conn.execute(q).one()
@@ -284,7 +289,7 @@ class _Target:
         t = interactions
         cols = [t.c.id, t.c.client_id] + [_COLUMNS[n] for n in NEEDS if n in self.info.needs]
         q = (select(*cols)
-             .where(*self._base(conn), t.c.id > after, self._applicable(), self._pending())
+             .where(*self._base(conn), t.c.id > after, self._complete(), self._pending())
              .order_by(t.c.id).limit(limit))
         return list(conn.execute(q))
 
@@ -438,11 +443,12 @@ class _Run:
     """One scorer over one project: reads pages, keeps a few batches in flight, writes."""
 
     def __init__(self, store: Store, ingestor: Ingestor, project: Project, scorer: Scorer,
-                 signal: Signal, since: datetime | None, batch_size: int) -> None:
+                 signal: Signal, since: datetime | None, batch_size: int,
+                 skip_incomplete: bool) -> None:
         self.store, self.ingestor, self.scorer = store, ingestor, scorer
         self.info = scorer.info
         self.project = project
-        self.target = _Target(project.id, signal.id, self.info, since)
+        self.target = _Target(project.id, signal.id, self.info, since, skip_incomplete)
         self.batch_size = batch_size
         self.report = ScorerReport(self.info.name, self.info.version, signal.name)
         self.claims: dict[str, _Batch] = {}
@@ -561,9 +567,11 @@ class _Run:
                 break
             except IntegrityError:  # pragma: no cover - a racing run; retry sees its rows
                 continue
-        report.errors += len(error_rows)
-        for row, message in errors[: max(0, SAMPLE_ERRORS - len(report.error_samples))]:
-            report.error_samples.append({"interaction_id": row.client_id, "message": message})
+        for row, message in errors:
+            report.errors += 1
+            if len(report.error_samples) < SAMPLE_ERRORS:
+                report.error_samples.append({"interaction_id": row.client_id,
+                                             "message": message})
         for h in batch.misses:
             if self.claims.get(h) is batch:
                 del self.claims[h]
@@ -574,7 +582,7 @@ def score_project(store: Store, settings: Settings, project: Project,
                   scorers: Sequence[Scorer], *, since: datetime | None = None,
                   batch_size: int = 256, workers: int | None = None,
                   progress: bool | ProgressCallback | None = None,
-                  retry_errors: bool = False) -> ScoringReport:
+                  retry_errors: bool = False, skip_incomplete: bool = False) -> ScoringReport:
     """Score ``project``'s interactions (from ``since`` on, when given) with each scorer and
     store the results as automated feedback; returns what each scorer did.
 
@@ -582,6 +590,10 @@ def score_project(store: Store, settings: Settings, project: Project,
     scores in this process). ``progress``: a bar on stderr (None: when stderr is a
     terminal), or a callback ``(scorer, done, total)``. ``retry_errors``: first forget the
     errors recorded for these scorer versions, so those items are tried again.
+    ``skip_incomplete``: leave out interactions without a reference (context) when the
+    scorer reads one. ``needs`` says what a scorer reads, not what it requires: a judge
+    uses a reference when there is one, a reference metric fails without, so by default
+    every interaction is scored and the scorer decides.
 
     Raises :class:`InvalidInput` for a malformed scorer or a signal-type clash, before
     anything is scored.
@@ -605,7 +617,8 @@ def score_project(store: Store, settings: Settings, project: Project,
     ingestor = Ingestor(store, settings, project)
     report = ScoringReport(project.name)
     for scorer, signal in zip(scorers, signals, strict=True):
-        run = _Run(store, ingestor, project, scorer, signal, since, batch_size)
+        run = _Run(store, ingestor, project, scorer, signal, since, batch_size,
+                   skip_incomplete)
         report.scorers.append(run.run(workers, progress))
     return report
 
