@@ -36,7 +36,7 @@ class ScorerConformanceError(AssertionError):
                          f"problem{'s' if len(problems) != 1 else ''}):\n{lines}")
 
 
-_LONG = " ".join(["The quick brown fox jumps over the lazy dog, twice."] * 500)
+_LONG = " ".join(["The quick brown fox jumps over the lazy dog, twice."] * 100)  # 1,000 words
 
 
 def conformance_items(needs: frozenset[str] | set[str] = frozenset()) -> list[ScoreItem]:
