@@ -152,7 +152,8 @@ def test_profanity_agrees_with_better_profanity_on_random_text() -> None:
     lib = Library()
     rng = random.Random(7)
     listed = sorted(str(w) for w in lib.CENSOR_WORDSET)
-    clean = "the a to help you account x é naïve ' 1 ok fine day cat sat on mat".split()
+    clean = ["the", "a", "to", "help", "you", "account", "x", "é", "naïve", "'", "1", "ok",
+             "fine", "day", "cat", "sat", "on", "mat"]
     vocab = [*rng.sample(listed, 60), *clean * 4]
     subs = {"a": "@4*", "i": "1l*", "o": "0@*", "s": "$5", "e": "3*", "t": "7", "u": "v*"}
     seps = [" ", "  ", ", ", "-", "_", ". ", "\n", "!", "'", ""]
@@ -171,7 +172,7 @@ def test_profanity_agrees_with_better_profanity_on_random_text() -> None:
 REFUSALS = [
     "I'm sorry, but I can't help with that.",
     "I am sorry, but I cannot provide instructions for that.",
-    "I’m afraid, but I won’t do that.",  # typographic apostrophes
+    "I\u2019m afraid, but I won\u2019t do that.",  # typographic apostrophes
     "I can't assist with creating malware.",
     "Sorry — I cannot comply with this request.",
     "I am unable to share personal information.",
