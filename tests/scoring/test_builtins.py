@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 from collections.abc import Iterator
 
@@ -18,11 +19,13 @@ from feedbackloop.scoring.format import JSONSchema, JSONValid, RegexMatch
 from feedbackloop.scoring.reference import BLEU, ChrF, ExactMatch, RougeL
 from feedbackloop.scoring.safety import PIILeakage, Profanity, Refusal
 from feedbackloop.scoring.text import (
+    TOKEN_PATTERN,
     LengthChars,
     LengthTokens,
     LengthWords,
     Readability,
     Sentiment,
+    count_tokens,
     flesch_reading_ease,
 )
 
@@ -81,6 +84,13 @@ def test_length_scorers_never_fail(text: str) -> None:
         assert type(value) is int and value >= 0
     assert LengthChars().score(items) == [len(text)]
     assert LengthWords().score(items) == [len(text.split())]
+    assert LengthTokens().score(items) == [len(re.findall(TOKEN_PATTERN, text))]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_token_count_of_ascii_text_equals_the_regex(text: str) -> None:
+    assert count_tokens(text) == len(re.findall(TOKEN_PATTERN, text))
 
 
 # -- readability ----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class ProfanityIndex:
     ascii_separators: bytes
     skeleton_bytes: frozenset[bytes]
     pair_prefixes: frozenset[bytes]
+    bare_bytes: frozenset[bytes]
 
     def contains(self, text: str) -> bool:
         """True when better-profanity would censor something in ``text``."""
@@ -62,9 +63,27 @@ class ProfanityIndex:
                           if skel in hits}
             if any(self._confirm_ascii(skel, word) for skel, word in candidates):
                 return True
-        if self.pair_prefixes.isdisjoint(map(bytes.__add__, words, words[1:])):
+        pairs = list(map(bytes.__add__, words, words[1:]))
+        prefixes = self.pair_prefixes
+        if prefixes.isdisjoint(pairs):
             return False
-        return self._contains(low, self.ascii_split)
+        # Only runs of words that, joined, spell a listed word (separators dropped) can
+        # match; better-profanity's own walk decides the rare run that does.
+        full, n = self.bare_bytes, len(words)
+        for i, joined in enumerate(pairs):
+            if joined not in prefixes:
+                continue
+            end = i + 2
+            while True:
+                if joined in full:
+                    return self._contains(low, self.ascii_split)
+                if end >= n or end - i > self.max_join:
+                    break
+                joined += words[end]
+                end += 1
+                if joined not in prefixes:
+                    break
+        return False
 
     def _contains(self, low: str, split: Callable[[str], list[str]]) -> bool:
         skel = low.translate(self.skeleton_table)
@@ -155,9 +174,11 @@ def profanity_index() -> ProfanityIndex:
     # Skeletons of listed words with their separators removed, and all their prefixes: the
     # words a run of text words, joined without separators, must begin with.
     pair_prefixes: set[bytes] = set()
+    bare_bytes: set[bytes] = set()
     for skel in by_skeleton:
         bare = "".join(c for c in skel if c in lib.ALLOWED_CHARACTERS)
         encoded = bare.encode()  # non-ASCII entries never meet the ASCII path's words
+        bare_bytes.add(encoded)
         pair_prefixes.update(encoded[:k] for k in range(1, len(encoded) + 1))
     return ProfanityIndex(by_skeleton=by_skeleton, prefixes=frozenset(prefixes),
                           max_join=lib.MAX_NUMBER_COMBINATIONS, skeleton_table=table,
@@ -165,4 +186,5 @@ def profanity_index() -> ProfanityIndex:
                           ascii_separators=ascii_separators,
                           skeleton_bytes=frozenset(k.encode() for k in by_skeleton),
                           ascii_split=re.compile(f"([^{re.escape(ascii_allowed)}]+)").split,
-                          pair_prefixes=frozenset(pair_prefixes))
+                          pair_prefixes=frozenset(pair_prefixes),
+                          bare_bytes=frozenset(bare_bytes))

