@@ -64,11 +64,11 @@ REFUSAL_PHRASES = (
 
 @functools.cache
 def _refusal_search() -> Any:
-    """One pattern over lowercased text: every phrase starts with i, a, t or y, and the
-    look-ahead lets the engine skip all other positions in one test (IGNORECASE would
-    make each branch compare both cases at every position, 5x slower)."""
+    """One pattern over lowercased text: every phrase starts a word with i, a, t or y, and
+    the boundary and look-ahead let the engine skip all other positions in two tests
+    (IGNORECASE would make each branch compare both cases at every position, 5x slower)."""
     branches = "|".join(f"(?:{p.lower()})" for p in REFUSAL_PHRASES)
-    return re.compile(f"(?=[iaty])(?:{branches})").search
+    return re.compile(f"\\b(?=[iaty])(?:{branches})").search
 
 
 class Refusal:
