@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from ..errors import InvalidInput
-from ..evaluation import CAUSES, EvaluationFilters, evaluate, tag_discrepancy
+from ..evaluation.pairs import EvaluationFilters
+from ..evaluation.tags import CAUSES, tag_discrepancy
 from .common import Db, Json, ProjectName, echo_json, open_store, out
 
 __all__ = ["register"]
@@ -79,6 +80,8 @@ def evaluate_command(
                                 attributes=_attributes(attribute),
                                 since=_when(since, "since"), until=_when(until, "until"))
     with open_store(db) as (_settings, store):
+        from ..evaluation.service import evaluate
+
         report = evaluate(store, project, human, list(metric), filters=filters,
                           human_threshold=human_threshold, seed=seed, created_by="cli")
     if json:
