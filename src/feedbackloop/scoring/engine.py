@@ -613,6 +613,12 @@ def score_project(store: Store, settings: Settings, project: Project,
         with store.transaction() as conn:
             for s in scorers:
                 forget_errors(conn, project.id, s.info)
+    if store.dialect == "postgresql":
+        # After a bulk import the planner's row estimates are stale (4 rows estimated for
+        # 15,000) and each page of the anti-join rescans the project; fresh statistics
+        # keep the page query on the indexes. ANALYZE samples, so it is cheap.
+        with store.transaction() as conn:
+            conn.exec_driver_sql("ANALYZE interactions, feedback, score_errors")
     # One ingestor for the run, made after the signals exist: it loads them once.
     ingestor = Ingestor(store, settings, project)
     report = ScoringReport(project.name)
