@@ -126,7 +126,7 @@ def test_ingest_export_and_status(cli: Cli, tmp_path: Path) -> None:
     late = cli.json("export", "-p", "shop", "-k", "feedback", "-o", str(tmp_path / "f.csv"),
                     "--since", "2999-01-01")
     assert late["records"] == 0
-    assert "not an ISO 8601 time" in cli("export", "-p", "shop", "-k", "feedback", "-o",
+    assert "not an ISO 8601 date or time" in cli("export", "-p", "shop", "-k", "feedback", "-o",
                                          str(tmp_path / "x.csv"), "--since", "soon",
                                          code=2).stderr
 

@@ -62,7 +62,7 @@ def test_evaluate_refuses_bad_input_with_exit_code_2(cli: Cli, store: Store,
     assert "KEY=VALUE" in bad.stderr
     bad = cli("evaluate", "-p", "sim", "--human", "thumbs", "--metric", "score",
               "--since", "yesterday", code=2)
-    assert "since must be an ISO 8601" in bad.stderr
+    assert "--since 'yesterday' is not an ISO 8601 date or time" in bad.stderr
 
 
 def test_tag_a_discrepancy(cli: Cli, store: Store, settings: Settings) -> None:

@@ -156,7 +156,7 @@ def test_usage_errors_exit_2_with_a_message(cli: Cli) -> None:
                   "--option", "regex_match.pattern=(", code=2)
     assert "not a valid regular expression" in invalid.stderr
     since = cli("score", "--project", "shop", "--since", "yesterday", code=2)
-    assert "--since 'yesterday' is not an ISO 8601 time" in since.stderr
+    assert "--since 'yesterday' is not an ISO 8601 date or time" in since.stderr
     missing = cli("score", "--project", "nowhere", code=2)
     assert "no project 'nowhere'" in missing.stderr
 

@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy import select
 
 from ..errors import InvalidInput
+from ..executors import InlineExecutor
 from ..settings import Settings
 from ..store import Store
 from ..store.tables import interactions as interaction_table
@@ -103,22 +104,10 @@ def _prepare_in_worker(items: list[tuple[int, Any]]) -> tuple[list[Prepared | Re
     return prepare_chunk(_worker["decoder"], _worker["preparer"], items, _worker["keep"])
 
 
-class _Inline(Executor):
-    """Runs each job when it is submitted: ``workers=0``, one CPU, or a fork-less system."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            fut.set_exception(exc)
-        return fut
-
-
 def _executor(workers: int, initargs: tuple[Any, ...]) -> Executor:
     if workers <= 0 or (os.cpu_count() or 1) < 2:
         _init_worker(*initargs)
-        return _Inline()
+        return InlineExecutor()
     methods = multiprocessing.get_all_start_methods()
     # fork starts a worker in milliseconds and shares the loaded modules; elsewhere the
     # default method pickles the (small) decoder and preparer once per worker.

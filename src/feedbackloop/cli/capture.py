@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from rich.table import Table
 from ..capture.importer import export as export_records
 from ..capture.importer import import_file
 from ..capture.projects import get_project
-from ..errors import ConfigurationError, InvalidInput
+from ..errors import ConfigurationError
 from .common import (
     EXIT_REJECTED,
     Db,
@@ -25,6 +24,7 @@ from .common import (
     err,
     open_store,
     out,
+    parse_time,
 )
 
 __all__ = ["register"]
@@ -102,13 +102,7 @@ def export(
 ) -> None:
     """Export a project's interactions or feedback with the wire field names, so that the
     file imports again unchanged."""
-    since_at = None
-    if since is not None:
-        try:
-            since_at = datetime.fromisoformat(since)
-        except ValueError:
-            raise InvalidInput(f"--since {since!r} is not an ISO 8601 time",
-                               field="since") from None
+    since_at = parse_time(since, "since")
     with open_store(db) as (_settings, store):
         with store.read() as conn:
             proj = get_project(conn, project)

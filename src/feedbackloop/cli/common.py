@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -57,6 +58,18 @@ def err() -> Console:
 def echo_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, default=str).decode() + "\n")
     sys.stdout.flush()
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    """An ISO 8601 date or time from an option (UTC when it has no zone), or None."""
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--{field} {value!r} is not an ISO 8601 date or time",
+                           field=field) from None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def settings_for(db: str | None) -> Settings:

@@ -3,7 +3,6 @@ tag`` (the root cause of a disagreement)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -12,20 +11,9 @@ from rich.table import Table
 from ..errors import InvalidInput
 from ..evaluation.pairs import EvaluationFilters
 from ..evaluation.tags import CAUSES, tag_discrepancy
-from .common import Db, Json, ProjectName, echo_json, open_store, out
+from .common import Db, Json, ProjectName, echo_json, open_store, out, parse_time
 
 __all__ = ["register"]
-
-
-def _when(value: str | None, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{field} must be an ISO 8601 date or time, got {value!r}",
-                           field=field) from None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def _attributes(pairs: list[str] | None) -> dict[str, str]:
@@ -78,7 +66,7 @@ def evaluate_command(
     corrected approval rate, the worst discrepancies. The report is saved."""
     filters = EvaluationFilters(model_version=model_version,
                                 attributes=_attributes(attribute),
-                                since=_when(since, "since"), until=_when(until, "until"))
+                                since=parse_time(since, "since"), until=parse_time(until, "until"))
     with open_store(db) as (_settings, store):
         from ..evaluation.service import evaluate
 

@@ -7,7 +7,6 @@ call an API, so they run only when named.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -21,7 +20,17 @@ from ..errors import FeedbackloopError, InvalidInput
 from ..scoring.base import Scorer
 from ..store import Store
 from ..store.tables import interactions
-from .common import EXIT_REJECTED, Db, Json, ProjectName, echo_json, err, open_store, out
+from .common import (
+    EXIT_REJECTED,
+    Db,
+    Json,
+    ProjectName,
+    echo_json,
+    err,
+    open_store,
+    out,
+    parse_time,
+)
 
 __all__ = ["NAMED_ONLY", "parse_options", "register"]
 
@@ -131,13 +140,7 @@ def score(
     (the errors are recorded and listed); 2 for a usage error such as an unknown scorer."""
     from ..scoring.engine import score_project
 
-    since_at = None
-    if since is not None:
-        try:
-            since_at = datetime.fromisoformat(since)
-        except ValueError:
-            raise InvalidInput(f"--since {since!r} is not an ISO 8601 time",
-                               field="since") from None
+    since_at = parse_time(since, "since")
     options = parse_options(option or [])
     with open_store(db) as (settings, store):
         with store.read() as conn:

@@ -34,7 +34,18 @@ _WHERE = {
     "tags_for": "tags",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "CAUSES",
+    "EvaluationFilters",
+    "EvaluationReport",
+    "check_comparable",
+    "evaluate",
+    "get_evaluation",
+    "knowledge_base",
+    "list_evaluations",
+    "tag_discrepancy",
+    "tags_for",
+]
 
 
 def __getattr__(name: str) -> Any:

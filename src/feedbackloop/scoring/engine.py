@@ -45,6 +45,7 @@ from ..capture.ingest import Ingestor
 from ..capture.projects import Project, Signal, create_signal, get_signal
 from ..capture.schema import SignalIn
 from ..errors import Conflict, FeedbackloopError, InvalidInput, NotFound
+from ..executors import InlineExecutor
 from ..settings import Settings
 from ..store import Store, as_utc, utcnow
 from ..store.tables import feedback, interactions, score_cache, score_errors
@@ -338,18 +339,6 @@ def forget_errors(conn: Connection, project_id: int, info: ScorerInfo) -> int:
 
 
 # -- execution -----------------------------------------------------------------------------
-class _Inline(Executor):
-    """Runs each job when it is submitted: ``workers=0``, small runs, non-CPU-bound scorers."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            fut.set_exception(exc)
-        return fut
-
-
 def _executor(scorer: Scorer, workers: int, pending: int, batch_size: int) -> tuple[Executor,
                                                                                    int]:
     """A process pool for a CPU-bound scorer with enough work to share, else inline. The
@@ -359,7 +348,7 @@ def _executor(scorer: Scorer, workers: int, pending: int, batch_size: int) -> tu
     n = min(workers, batches)
     if not scorer.info.cpu_bound or n < 2:
         install(scorer)
-        return _Inline(), 1
+        return InlineExecutor(), 1
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=install,
