@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 
 import feedbackloop
@@ -40,7 +39,8 @@ from feedbackloop.errors import FeedbackloopError, InvalidInput, NotFound
 from feedbackloop.settings import Settings, load_settings
 from feedbackloop.store import Store
 from feedbackloop.store.tables import feedback, interactions
-from feedbackloop.web.app import create_app
+
+from .live_server import serve
 
 SRC = str(Path(feedbackloop.__file__).resolve().parents[1])
 
@@ -70,29 +70,6 @@ def local(db_url: str, settings: Settings, project: Project) -> Iterator[Client]
     client = Client.local(db_url, project="shop", settings=settings)
     yield client
     client.close()
-
-
-@contextmanager
-def serve(settings: Settings, store: Store) -> Iterator[str]:
-    """uvicorn serving the real app in a background thread; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(settings, store)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture

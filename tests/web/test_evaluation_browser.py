@@ -4,24 +4,21 @@ script, and the tag shows in the knowledge base as text, the script never runnin
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from feedbackloop.access import create_user, grant
 from feedbackloop.evaluation import evaluate
 from feedbackloop.settings import load_settings
 from feedbackloop.store import Store
-from feedbackloop.web.app import create_app
 
 from ..evaluation.simulation import simulate
+from ..live_server import serve
 from .test_pages import PASSWORD, XSS
-from .test_pages_browser import _free_port, browser_context, page  # noqa: F401
+from .test_pages_browser import browser_context, page  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -36,21 +33,10 @@ def server(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
     grant(store, "mia", sim.project.id, "maintainer")
     report = evaluate(store, "sim", "thumbs", ["score", "noise"], created_by="setup")
     assert report.id is not None
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start within 15 s"
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", report.id
+        with serve(settings, store) as url:
+            yield url, report.id
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         store.dispose()
 
 

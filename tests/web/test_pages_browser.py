@@ -8,20 +8,16 @@ run was stopped by escaping, not by the second line of defence.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from feedbackloop.settings import load_settings
 from feedbackloop.store import Store
-from feedbackloop.web.app import create_app
 
+from ..live_server import serve
 from .test_pages import PASSWORD, XSS, World, _fill
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -30,12 +26,6 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path("/tmp/fl-browser.png")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -65,21 +55,10 @@ def server(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[str, World]]:
                              pseudonym_key="browser-test-key")
     store = Store.from_url(sqlite_url)
     world = _fill(store, settings)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start within 15 s"
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", world
+        with serve(settings, store) as url:
+            yield url, world
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         store.dispose()
 
 
