@@ -249,3 +249,19 @@ def test_json_failure_report(cli: Cli, judge: JudgeServer) -> None:
     assert (report["errors"], entry["errors"], entry["scored"]) == (1, 1, 0)
     (sample,) = entry["error_samples"]
     assert sample["interaction_id"] == "x" and sample["message"]
+
+
+def test_embedding_scores_persist_their_vectors_beside_the_database(
+        sqlite_url: str, tmp_path: Path) -> None:
+    # Where the vectors go does not depend on the database: SQLite suffices.
+    cli = Cli(sqlite_url, tmp_path)
+    cli.project([{"id": "e1", "input": "How do I reset my password?",
+                  "output": "Open Settings, then Security, then Reset password."},
+                 {"id": "e2", "input": "Where is my parcel?",
+                  "output": "Bananas are rich in potassium."}])
+    out = cli.json("score", "--project", "shop", "--scorer", "semantic_relevance")
+    assert out["scorers"][0]["scored"] == 2
+    cache = tmp_path / "data" / "embeddings" / "all-MiniLM-L6-v2.sqlite"
+    assert cache.exists() and cache.stat().st_size > 0
+    values = {k: v[0] for k, v in _stored(sqlite_url, "semantic_relevance").items()}
+    assert values["e1"] > values["e2"] + 0.2  # the on-topic answer is the relevant one

@@ -32,7 +32,9 @@ from .common import (
     parse_time,
 )
 
-__all__ = ["NAMED_ONLY", "parse_options", "register"]
+__all__ = ["EMBEDDING_SCORERS", "NAMED_ONLY", "parse_options", "register"]
+
+EMBEDDING_SCORERS = frozenset({"semantic_relevance", "semantic_similarity"})
 
 # Slow or paid: they load a sentence-embedding model or call a language model.
 NAMED_ONLY = ("semantic_relevance", "semantic_similarity", "llm_judge")
@@ -145,6 +147,11 @@ def score(
     with open_store(db) as (settings, store):
         with store.read() as conn:
             proj = get_project(conn, project)
+        # Embeddings persist beside the database unless told otherwise, so a re-run with a
+        # new scorer version or another project skips the model for texts seen before.
+        for name in EMBEDDING_SCORERS & set(scorer or ()):
+            options.setdefault(name, {}).setdefault(
+                "cache_dir", str(settings.data_dir / "embeddings"))
         scorers = _chosen(store, proj, scorer, options)
         # The default set is about what the data allows: a reference metric skips the
         # interactions without a reference. A scorer named explicitly scores them all.
