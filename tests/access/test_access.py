@@ -43,6 +43,8 @@ def test_role_table() -> None:
     assert can("maintainer", Action.MANAGE_SIGNALS) and not can("maintainer",
                                                                  Action.MANAGE_PROJECT)
     assert not can("admin", Action.CREATE_PROJECT)  # instance administrators only
+    assert can("maintainer", Action.EVALUATE) and can("admin", Action.EVALUATE)
+    assert not can("annotator", Action.EVALUATE) and not can("viewer", Action.EVALUATE)
     assert not can(None, Action.READ)
 
 

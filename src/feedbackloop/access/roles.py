@@ -18,6 +18,7 @@ class Action(StrEnum):
     WRITE_END_USER_FEEDBACK = "write_end_user_feedback"
     WRITE_FEEDBACK = "write_feedback"      # any source
     MANAGE_SIGNALS = "manage_signals"
+    EVALUATE = "evaluate"                  # run two-channel evaluations, tag discrepancies
     MANAGE_PROJECT = "manage_project"      # tokens, members, settings
     CREATE_PROJECT = "create_project"      # instance administrators only
 
@@ -26,7 +27,7 @@ _PERMISSIONS: dict[str, frozenset[Action]] = {
     "admin": frozenset(Action) - {Action.CREATE_PROJECT},
     "maintainer": frozenset({Action.READ, Action.WRITE_INTERACTIONS,
                              Action.WRITE_END_USER_FEEDBACK, Action.WRITE_FEEDBACK,
-                             Action.MANAGE_SIGNALS}),
+                             Action.MANAGE_SIGNALS, Action.EVALUATE}),
     "annotator": frozenset({Action.READ, Action.WRITE_FEEDBACK,
                             Action.WRITE_END_USER_FEEDBACK}),
     "viewer": frozenset({Action.READ}),

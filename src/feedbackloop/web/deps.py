@@ -22,6 +22,7 @@ from ..store import Store
 
 __all__ = [
     "CurrentPrincipal",
+    "Evaluator",
     "FeedbackWriter",
     "InteractionWriter",
     "ProjectReader",
@@ -139,3 +140,4 @@ ProjectReader = Annotated[Project, Depends(project_with(Action.READ))]
 InteractionWriter = Annotated[Project, Depends(project_with(Action.WRITE_INTERACTIONS))]
 FeedbackWriter = Annotated[Project, Depends(project_with(Action.WRITE_END_USER_FEEDBACK))]
 SignalManager = Annotated[Project, Depends(project_with(Action.MANAGE_SIGNALS))]
+Evaluator = Annotated[Project, Depends(project_with(Action.EVALUATE))]

@@ -21,8 +21,8 @@ from ..evaluation import (
 from .api import _BODY_ERRORS, _ERRORS
 from .deps import (
     CurrentPrincipal,
+    Evaluator,
     ProjectReader,
-    SignalManager,
     StoreDep,
     check_text,
     strict_query,
@@ -93,7 +93,7 @@ def build_evaluation_router() -> APIRouter:
 
     @router.post("/projects/{project}/evaluations", status_code=201,
                  responses=_BODY_ERRORS)
-    def post_evaluation(body: EvaluationIn, project: SignalManager,
+    def post_evaluation(body: EvaluationIn, project: Evaluator,
                         principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:
         """Run an evaluation and save it; answers the full report."""
         _texts([body.human, *body.metrics], "human")
@@ -123,7 +123,7 @@ def build_evaluation_router() -> APIRouter:
 
     @router.post("/projects/{project}/discrepancy-tags", status_code=201,
                  response_model=TagsOut, responses=_BODY_ERRORS)
-    def post_tags(body: TagIn, project: SignalManager, principal: CurrentPrincipal,
+    def post_tags(body: TagIn, project: Evaluator, principal: CurrentPrincipal,
                   store: StoreDep) -> dict[str, Any]:
         """Tag the discrepancy on the interactions with a root cause and a note."""
         _texts(list(body.interactions), "interactions")

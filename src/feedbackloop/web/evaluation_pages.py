@@ -38,7 +38,7 @@ from .signin import csrf_valid
 
 __all__ = ["RUN", "install_evaluation_pages"]
 
-RUN = Action.MANAGE_SIGNALS
+RUN = Action.EVALUATE
 """Running an evaluation and tagging a discrepancy: maintainers and admins."""
 _MAX_ID = 2**31 - 1
 
