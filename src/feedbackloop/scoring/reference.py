@@ -7,12 +7,19 @@ The metric objects are built in the constructor (cheap) and reused for every ite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ConfigurationError
 from ._options import NO_REFERENCE, scorer_version, want_bool, want_choice
 from .base import ScoreItem, ScorerInfo
+
+
+def _against_reference(items: Sequence[ScoreItem],
+                       compare: Callable[[str, str], Any]) -> list[Any]:
+    """``compare(output, reference)`` per item; an item without a reference is an error."""
+    return [NO_REFERENCE if item.reference is None else compare(item.output, item.reference)
+            for item in items]
 
 __all__ = ["BLEU", "ChrF", "ExactMatch", "RougeL"]
 
@@ -38,16 +45,9 @@ class ExactMatch:
                         + (" (ignoring case and whitespace)." if normalize else "."))
 
     def score(self, items: Sequence[ScoreItem]) -> list[Any]:
-        out: list[Any] = []
-        for item in items:
-            ref = item.reference
-            if ref is None:
-                out.append(NO_REFERENCE)
-            elif self._normalize:
-                out.append(_normalise(item.output) == _normalise(ref))
-            else:
-                out.append(item.output == ref)
-        return out
+        if self._normalize:
+            return _against_reference(items, lambda o, r: _normalise(o) == _normalise(r))
+        return _against_reference(items, lambda o, r: o == r)
 
 
 class RougeL:
@@ -69,14 +69,8 @@ class RougeL:
 
     def score(self, items: Sequence[ScoreItem]) -> list[Any]:
         score = self._scorer.score
-        out: list[Any] = []
-        for item in items:
-            if item.reference is None:
-                out.append(NO_REFERENCE)
-            else:
-                # rouge-score's argument order is (target, prediction).
-                out.append(float(score(item.reference, item.output)["rougeL"].fmeasure))
-        return out
+        # rouge-score's argument order is (target, prediction).
+        return _against_reference(items, lambda o, r: float(score(r, o)["rougeL"].fmeasure))
 
 
 class BLEU:
@@ -108,14 +102,8 @@ class BLEU:
 
     def score(self, items: Sequence[ScoreItem]) -> list[Any]:
         sentence_score = self._metric.sentence_score
-        out: list[Any] = []
-        for item in items:
-            if item.reference is None:
-                out.append(NO_REFERENCE)
-            else:
-                value = float(sentence_score(item.output, [item.reference]).score)
-                out.append(min(100.0, max(0.0, value)))
-        return out
+        return _against_reference(
+            items, lambda o, r: min(100.0, max(0.0, float(sentence_score(o, [r]).score))))
 
 
 class ChrF:
@@ -138,10 +126,4 @@ class ChrF:
 
     def score(self, items: Sequence[ScoreItem]) -> list[Any]:
         sentence_score = self._metric.sentence_score
-        out: list[Any] = []
-        for item in items:
-            if item.reference is None:
-                out.append(NO_REFERENCE)
-            else:
-                out.append(float(sentence_score(item.output, [item.reference]).score))
-        return out
+        return _against_reference(items, lambda o, r: float(sentence_score(o, [r]).score))
