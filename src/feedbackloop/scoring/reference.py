@@ -14,6 +14,8 @@ from ..errors import ConfigurationError
 from ._options import NO_REFERENCE, scorer_version, want_bool, want_choice
 from .base import ScoreItem, ScorerInfo
 
+__all__ = ["BLEU", "ChrF", "ExactMatch", "RougeL"]
+
 
 def _against_reference(items: Sequence[ScoreItem],
                        compare: Callable[[str, str], Any]) -> list[Any]:
@@ -21,7 +23,6 @@ def _against_reference(items: Sequence[ScoreItem],
     return [NO_REFERENCE if item.reference is None else compare(item.output, item.reference)
             for item in items]
 
-__all__ = ["BLEU", "ChrF", "ExactMatch", "RougeL"]
 
 _NEEDS = frozenset({"output", "reference"})
 
