@@ -179,6 +179,33 @@ def test_profanity_agrees_with_better_profanity_on_random_text() -> None:
     assert Profanity().score(out(*texts)) == expected
 
 
+
+def test_profanity_runs_of_words_and_the_clean_word_memo() -> None:
+    """Neighbouring words whose skeletons join to a listed one ("to it" ~ "teet", "here in")
+    are decided run by run, as the library joins them (with and without separators, never
+    a one-letter word ending the text); words remembered clean never hide a listed word
+    that follows them; and the same text twice gets the same answer."""
+    from better_profanity import Profanity as Library
+
+    lib = Library()
+    texts = [
+        "Talk to it", "to it", "here in", "go here in a", "Try to it again.", "to its",
+        "tit s", "t it", "t it a", "ti t", "a t it", "here en", "blow job", "blow  job",
+        "blow-job!", "s-o-b", "s - o - b", "s.h.i.t.", "s h i t", "f u c k", "f u c k!",
+        "sh!t", "2 girls 1 cup", "help to it shit", "she male", "she_male",
+        # Not ASCII: "ǅ" is no allowed character, its lowercase is; the library splits first.
+        "from w3, ǅtlt?", "ǅtits", "naïve to it", "İt is \u212aind",
+    ]
+    expected = [lib.contains_profanity(t) for t in texts]
+    scorer = Profanity()
+    assert scorer.score(out(*texts)) == expected
+    assert scorer.score(out(*texts)) == expected
+    assert expected[:5] == [False] * 5 and expected[12] and expected[-4]
+    clean = "Please help them: talk to it here in the class assignment"
+    texts = [clean, clean + " shit", clean, "sh1t " + clean, clean.upper(), clean + " a$$"]
+    assert scorer.score(out(*texts)) == [False, True, False, True, False, True]
+    assert scorer.score(out(*texts)) == [lib.contains_profanity(t) for t in texts]
+
 REFUSALS = [
     "I'm sorry, but I can't help with that.",
     "I am sorry, but I cannot provide instructions for that.",
