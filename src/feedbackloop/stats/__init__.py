@@ -18,6 +18,15 @@ from .discrepancy import discrepancy_scores, top_discrepancies
 from .estimate import Estimate, NotEstimable
 from .intervals import bootstrap_interval, wilson_interval
 from .ppi import classical_mean, naive_metric_mean, ppi_mean
+from .reliability import (
+    cohen_kappa_weighted,
+    fleiss_kappa,
+    gwet_ac1,
+    gwet_ac2,
+    icc,
+    krippendorff_alpha,
+    reliability_matrix,
+)
 from .stacking import StackingModel, fit_stacking
 
 __all__ = [
@@ -31,15 +40,22 @@ __all__ = [
     "bootstrap_interval",
     "classical_mean",
     "cohen_kappa",
+    "cohen_kappa_weighted",
     "discrepancy_scores",
     "expected_calibration_error",
     "fit_isotonic",
     "fit_stacking",
+    "fleiss_kappa",
+    "gwet_ac1",
+    "gwet_ac2",
+    "icc",
     "kendall",
+    "krippendorff_alpha",
     "naive_metric_mean",
     "ppi_mean",
     "rates_at_threshold",
     "reliability",
+    "reliability_matrix",
     "spearman",
     "top_discrepancies",
     "wilson_interval",
