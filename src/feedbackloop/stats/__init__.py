@@ -5,6 +5,7 @@ Randomness comes in as a ``numpy.random.Generator``. Every estimate is an
 See docs/statistics.md for each method's formula and source.
 """
 
+from .aggregation import BradleyTerry, DawidSkene, MajorityVote, RaterBiasCorrectedMean
 from .calibration import (
     IsotonicMap,
     ReliabilityBin,
@@ -30,9 +31,13 @@ from .reliability import (
 from .stacking import StackingModel, fit_stacking
 
 __all__ = [
+    "BradleyTerry",
+    "DawidSkene",
     "Estimate",
     "IsotonicMap",
+    "MajorityVote",
     "NotEstimable",
+    "RaterBiasCorrectedMean",
     "ReliabilityBin",
     "StackingModel",
     "auroc",
