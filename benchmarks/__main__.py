@@ -6,12 +6,13 @@ from __future__ import annotations
 import sys
 import time
 
-from . import embeddings, evaluation, ingest, listing, scoring
+from . import aggregation, embeddings, evaluation, ingest, listing, scoring
 from .databases import kinds, server_version
 from .report import README, machine, save
 
 GROUPS = {"ingest": ingest.run, "list": listing.run, "embeddings": embeddings.run,
-          "evaluation": evaluation.run, "scoring": scoring.run}
+          "evaluation": evaluation.run, "scoring": scoring.run,
+          "aggregation": aggregation.run}
 
 
 def main(argv: list[str]) -> int:
