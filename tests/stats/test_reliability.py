@@ -104,6 +104,22 @@ def test_alpha_matches_package_on_continuous_data(level: str, seed: int) -> None
     assert krippendorff_alpha(ratings, level).value == pytest.approx(expected, abs=1e-9)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("level", LEVELS)
+def test_alpha_unit_multiplicities_match_repeated_units(level: str) -> None:
+    # The bootstrap weights units instead of copying them: the two must agree.
+    from feedbackloop.stats.reliability import _AlphaParts
+
+    rng = np.random.default_rng(21)
+    ratings = _with_missing(rng, rng.integers(1, 6, (5, 60)), 0.3)
+    pairable = ratings[:, np.count_nonzero(~np.isnan(ratings), axis=0) >= 2]
+    parts = _AlphaParts(pairable, level)
+    for _ in range(5):
+        index = rng.integers(0, pairable.shape[1], pairable.shape[1])
+        weights = np.bincount(index, minlength=pairable.shape[1]).astype(float)
+        expected = krippendorff.alpha(pairable[:, index], level_of_measurement=level)
+        assert parts.alpha(weights) == pytest.approx(expected, abs=1e-9)
+
+
 def test_alpha_identical_ratings_unavailable() -> None:
     estimate = krippendorff_alpha(np.full((3, 5), 2.0), "interval")
     assert not estimate.available
@@ -293,6 +309,13 @@ def test_gwet_ac1_two_raters_by_hand() -> None:
     b = [1, 1, 1, 1, 1, 0, 0, 0, 0, 1]
     estimate = gwet_ac1(np.array([a, b], dtype=float))
     assert estimate.value == pytest.approx(0.32 / 0.52, abs=1e-12)
+
+
+def test_gwet_ac1_krippendorff_data_as_in_gwet_handbook() -> None:
+    # Gwet (2014), Handbook of Inter-Rater Reliability, 4th ed., analyses Krippendorff's
+    # 4-rater data: AC1 = 0.77544 (p_a = 0.81818, p_e = 0.19032), as also printed by the
+    # irrCAC package's documented example (afergadis/irrCAC, irrCAC/raw.py).
+    assert gwet_ac1(KRIPPENDORFF_2011).value == pytest.approx(0.77544, abs=5e-6)
 
 
 def test_gwet_ac1_with_missing_by_hand() -> None:

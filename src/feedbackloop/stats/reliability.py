@@ -13,9 +13,9 @@ from collections.abc import Hashable, Iterable
 from typing import Any, Literal
 
 import numpy as np
+from scipy import sparse
 
 from .estimate import Estimate, unavailable
-from .intervals import bootstrap_interval
 
 __all__ = [
     "cohen_kappa_weighted",
@@ -122,94 +122,129 @@ def krippendorff_alpha(
     n_units = pairable.shape[1]
     if n_units < 2:
         return unavailable(n_units, method, f"needs at least 2 pairable units, got {n_units}")
-    value = _alpha(pairable, level)
+    parts = _AlphaParts(pairable, level)
+    value = parts.alpha(np.ones(n_units))
     if value is None:
         return unavailable(n_units, method, "all ratings are identical")
     ci = None
     if rng is not None:
-
-        def statistic(index: np.ndarray) -> float:
-            result = _alpha(pairable[:, index], level)
-            return math.nan if result is None else result
-
-        ci = bootstrap_interval(
-            statistic,
-            np.arange(n_units),
-            rng=rng,
-            n_resamples=n_resamples,
-            confidence=confidence,
-        )
+        ci = _unit_bootstrap(parts, n_units, rng, n_resamples, confidence)
         method += ", unit bootstrap"
     return Estimate(value=value, ci=ci, n=n_units, method=method)
 
 
-def _alpha(pairable: np.ndarray, level: str) -> float | None:
-    """Alpha on units that all have at least 2 ratings; ``None`` when D_e = 0."""
-    present = ~np.isnan(pairable)
-    cells = pairable[present]
-    if cells.min() == cells.max():
+def _unit_bootstrap(
+    parts: _AlphaParts,
+    n_units: int,
+    rng: np.random.Generator,
+    n_resamples: int,
+    confidence: float,
+) -> tuple[float, float] | None:
+    """Percentile interval over resamples of units, drawn one resample at a time.
+
+    Not ``bootstrap_interval``: that draws all (n_resamples, units) indices at once, which
+    is 800 MB for 100,000 units; here a resample is a vector of unit multiplicities.
+    Resamples on which alpha is undefined are dropped; ``None`` when over half are.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    values = np.empty(n_resamples)
+    for b in range(n_resamples):
+        weights = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)
+        result = parts.alpha(weights.astype(float))
+        values[b] = math.nan if result is None else result
+    finite = values[np.isfinite(values)]
+    if finite.size < n_resamples / 2:
         return None
-    m = np.count_nonzero(present, axis=0).astype(float)
-    n = float(m.sum())
-    if level == "nominal":
-        observed, expected = _nominal_sums(pairable, present, m)
-    elif level == "ratio":
-        observed, expected = _ratio_sums(pairable, present, m)
-    else:
-        values = pairable
-        if level == "ordinal":
-            values = _mid_ranks(pairable, present)
-        observed, expected = _interval_sums(values, present, m)
-    if expected <= 0.0:
-        return None
-    return 1.0 - (n - 1.0) * observed / expected
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(finite, (tail, 1.0 - tail))
+    return float(lo), float(hi)
 
 
-def _codes(pairable: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, int]:
-    """Category index per present rating, units' order kept (column-major), and V."""
-    cells = pairable.T[present.T]
-    categories, codes = np.unique(cells, return_inverse=True)
-    return codes, categories.size
+class _AlphaParts:
+    """Per-unit sums from which alpha follows for any multiplicities ``w`` of the units.
 
+    Built once; ``alpha(w)`` costs O(units + distinct values) (ratio: O(V²)), so a
+    bootstrap resample never re-reads the ratings. No values-by-values matrix is built
+    except the ratio δ table when V ≤ _RATIO_BLOCK.
+    """
 
-def _nominal_sums(pairable: np.ndarray, present: np.ndarray, m: np.ndarray) -> tuple[float, float]:
-    codes, n_categories = _codes(pairable, present)
-    unit_of = np.repeat(np.arange(m.size), m.astype(int))
-    # Count of each (unit, category); matching ordered pairs in unit u: Σ_c n_uc (n_uc - 1).
-    _, counts = np.unique(unit_of * n_categories + codes, return_counts=True)
-    pair_unit = np.unique(unit_of * n_categories + codes)
-    matches = counts.astype(float) * (counts - 1)
-    per_unit = np.bincount(pair_unit // n_categories, weights=matches, minlength=m.size)
-    observed = float(np.sum((m * (m - 1) - per_unit) / (m - 1)))
-    n_c = np.bincount(codes, minlength=n_categories).astype(float)
-    n = float(m.sum())
-    expected = n * n - float(np.sum(n_c * n_c))
-    return observed, expected
+    def __init__(self, pairable: np.ndarray, level: str) -> None:
+        present = ~np.isnan(pairable)
+        self.level = level
+        self.m = np.count_nonzero(present, axis=0).astype(float)
+        cells = pairable.T[present.T]  # unit by unit
+        self.constant = bool(cells.min() == cells.max())
+        if level == "interval":
+            # Centred so the moment identity keeps its precision on large offsets.
+            centred = np.where(present, pairable - cells.mean(), 0.0)
+            self.s1 = centred.sum(axis=0)
+            self.s2 = (centred * centred).sum(axis=0)
+            self.within = 2.0 * (self.m * self.s2 - self.s1 * self.s1) / (self.m - 1.0)
+            return
+        self.categories, codes = np.unique(cells, return_inverse=True)
+        unit_of = np.repeat(np.arange(self.m.size), self.m.astype(int))
+        self.counts = sparse.csr_matrix(
+            (np.ones(cells.size), (unit_of, codes.ravel())),
+            shape=(self.m.size, self.categories.size),
+        )
+        self.counts.sum_duplicates()
+        if level == "nominal":
+            # Ordered pairs that match in unit u: Σ_c n_uc (n_uc - 1) = Σ_c n_uc² - m_u.
+            squares = np.asarray(self.counts.multiply(self.counts).sum(axis=1)).ravel()
+            self.within = (self.m * (self.m - 1.0) - (squares - self.m)) / (self.m - 1.0)
+        elif level == "ratio":
+            self.within = _ratio_within(pairable, present) / (self.m - 1.0)
+            self.delta = None
+            if self.categories.size <= _RATIO_BLOCK:
+                self.delta = _ratio_delta(self.categories[:, None], self.categories[None, :])
 
+    def alpha(self, w: np.ndarray) -> float | None:
+        """Alpha with unit u counted w[u] times; ``None`` when D_e is 0."""
+        if self.constant:
+            return None
+        n = float(w @ self.m)
+        if self.level == "interval":
+            t1, t2 = float(w @ self.s1), float(w @ self.s2)
+            observed = float(w @ self.within)
+            expected = 2.0 * (n * t2 - t1 * t1)
+            scale = 2.0 * n * t2
+        else:
+            n_c = self.counts.T @ w
+            if self.level == "nominal":
+                observed = float(w @ self.within)
+                expected = n * n - float(n_c @ n_c)
+                scale = n * n
+            elif self.level == "ordinal":
+                # Krippendorff's ordinal δ is the interval δ on mid-ranks within the data.
+                t = np.cumsum(n_c) - n_c / 2.0
+                t = t - float(n_c @ t) / n
+                a, b = self.counts @ t, self.counts @ (t * t)
+                observed = float(w @ (2.0 * (self.m * b - a * a) / (self.m - 1.0)))
+                t1, t2 = float(n_c @ t), float(n_c @ (t * t))
+                expected = 2.0 * (n * t2 - t1 * t1)
+                scale = 2.0 * n * t2
+            else:
+                observed = float(w @ self.within)
+                expected = self._ratio_expected(n_c)
+                scale = expected
+        if expected <= 1e-12 * scale or expected <= 0.0:
+            return None
+        return 1.0 - (n - 1.0) * observed / expected
 
-def _mid_ranks(pairable: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Each value replaced by its mid-rank among all pairable values."""
-    cells = pairable[present]
-    _, codes, n_c = np.unique(cells, return_inverse=True, return_counts=True)
-    mid = np.cumsum(n_c) - n_c / 2.0
-    out = np.full(pairable.shape, np.nan)
-    out[present] = mid[codes]
-    return out
-
-
-def _interval_sums(values: np.ndarray, present: np.ndarray, m: np.ndarray) -> tuple[float, float]:
-    filled = np.where(present, values, 0.0)
-    # Centre first so the moment identity does not lose precision on large offsets.
-    centre = float(filled.sum() / m.sum())
-    centred = np.where(present, values - centre, 0.0)
-    s1 = centred.sum(axis=0)
-    s2 = (centred * centred).sum(axis=0)
-    within = 2.0 * (m * s2 - s1 * s1)
-    observed = float(np.sum(within / (m - 1)))
-    n = float(m.sum())
-    total1, total2 = float(s1.sum()), float(s2.sum())
-    expected = 2.0 * (n * total2 - total1 * total1)
-    return observed, expected
+    def _ratio_expected(self, n_c: np.ndarray) -> float:
+        if self.delta is not None:
+            return float(n_c @ self.delta @ n_c)
+        keep = n_c > 0
+        values, weights = self.categories[keep], n_c[keep]
+        total = 0.0
+        for start in range(0, values.size, _RATIO_BLOCK):
+            block = values[start : start + _RATIO_BLOCK]
+            delta = _ratio_delta(block[:, None], values[None, :])
+            total += float(weights[start : start + _RATIO_BLOCK] @ delta @ weights)
+        return total
 
 
 def _ratio_delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -219,22 +254,15 @@ def _ratio_delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(total == 0, 0.0, out)
 
 
-def _ratio_sums(pairable: np.ndarray, present: np.ndarray, m: np.ndarray) -> tuple[float, float]:
+def _ratio_within(pairable: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Σ over ordered pairs of ratings within each unit of the ratio δ, rater pair by pair."""
     n_raters = pairable.shape[0]
-    within = np.zeros(m.size)
+    within = np.zeros(pairable.shape[1])
     for r in range(n_raters):
         for s in range(r + 1, n_raters):
             both = present[r] & present[s]
             within[both] += 2.0 * _ratio_delta(pairable[r, both], pairable[s, both])
-    observed = float(np.sum(within / (m - 1)))
-    categories, counts = np.unique(pairable[present], return_counts=True)
-    weights = counts.astype(float)
-    expected = 0.0
-    for start in range(0, categories.size, _RATIO_BLOCK):
-        block = categories[start : start + _RATIO_BLOCK]
-        delta = _ratio_delta(block[:, None], categories[None, :])
-        expected += float(weights[start : start + _RATIO_BLOCK] @ delta @ weights)
-    return observed, expected
+    return within
 
 
 # --------------------------------------------------------------------------- kappas
