@@ -36,6 +36,14 @@ def test_public_api_is_pinned() -> None:
         "spearman",
         "top_discrepancies",
         "wilson_interval",
+        # rater reliability (stats/agreement.py)
+        "cohen_kappa_weighted",
+        "fleiss_kappa",
+        "gwet_ac1",
+        "gwet_ac2",
+        "icc",
+        "krippendorff_alpha",
+        "reliability_matrix",
     }
     for name in stats.__all__:
         assert getattr(stats, name) is not None

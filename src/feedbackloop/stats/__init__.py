@@ -6,6 +6,15 @@ See docs/statistics.md for each method's formula and source.
 """
 
 from .aggregation import BradleyTerry, DawidSkene, MajorityVote, RaterBiasCorrectedMean
+from .agreement import (
+    cohen_kappa_weighted,
+    fleiss_kappa,
+    gwet_ac1,
+    gwet_ac2,
+    icc,
+    krippendorff_alpha,
+    reliability_matrix,
+)
 from .calibration import (
     IsotonicMap,
     ReliabilityBin,
@@ -19,15 +28,6 @@ from .discrepancy import discrepancy_scores, top_discrepancies
 from .estimate import Estimate, NotEstimable
 from .intervals import bootstrap_interval, wilson_interval
 from .ppi import classical_mean, naive_metric_mean, ppi_mean
-from .reliability import (
-    cohen_kappa_weighted,
-    fleiss_kappa,
-    gwet_ac1,
-    gwet_ac2,
-    icc,
-    krippendorff_alpha,
-    reliability_matrix,
-)
 from .stacking import StackingModel, fit_stacking
 
 __all__ = [

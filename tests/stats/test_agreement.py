@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 
-from feedbackloop.stats.reliability import (
+from feedbackloop.stats.agreement import (
     cohen_kappa_weighted,
     fleiss_kappa,
     gwet_ac1,
@@ -41,6 +41,16 @@ def _with_missing(rng: np.random.Generator, values: np.ndarray, share: float) ->
     out = values.astype(float)
     out[rng.random(out.shape) < share] = NAN
     return out
+
+
+def test_calibration_reliability_is_not_shadowed() -> None:
+    # A submodule named stats/reliability.py would replace stats.reliability, the
+    # calibration function; this module is stats/agreement.py for that reason.
+    from feedbackloop import stats
+    from feedbackloop.stats import calibration
+
+    assert stats.reliability is calibration.reliability
+    assert stats.krippendorff_alpha is krippendorff_alpha
 
 
 # ---------------------------------------------------------------- reliability_matrix
@@ -107,7 +117,7 @@ def test_alpha_matches_package_on_continuous_data(level: str, seed: int) -> None
 @pytest.mark.parametrize("level", LEVELS)
 def test_alpha_unit_multiplicities_match_repeated_units(level: str) -> None:
     # The bootstrap weights units instead of copying them: the two must agree.
-    from feedbackloop.stats.reliability import _AlphaParts
+    from feedbackloop.stats.agreement import _AlphaParts
 
     rng = np.random.default_rng(21)
     ratings = _with_missing(rng, rng.integers(1, 6, (5, 60)), 0.3)
