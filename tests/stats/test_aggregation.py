@@ -314,3 +314,33 @@ def test_bias_corrected_mean_input_errors() -> None:
         RaterBiasCorrectedMean().fit([1, 2], ["a", "b"], [1.0, "high"])
     with pytest.raises(ValueError, match="worker has 1 entries"):
         RaterBiasCorrectedMean().fit([1, 2], ["a"], [1.0, 2.0])
+
+
+# --- surface ----------------------------------------------------------------------------
+
+
+def test_aggregation_api_is_pinned() -> None:
+    import feedbackloop.stats as stats
+    import feedbackloop.stats.aggregation as aggregation
+
+    names = {"BradleyTerry", "DawidSkene", "MajorityVote", "RaterBiasCorrectedMean"}
+    assert set(aggregation.__all__) == names
+    assert names <= set(stats.__all__)
+
+
+def test_labels_that_cannot_be_sorted_keep_their_first_appearance_order() -> None:
+    mv = MajorityVote().fit([1, 1, 2], ["a", "b", "a"], ["yes", 0, 0])
+    assert mv.classes_ == ["yes", 0]
+    assert mv.labels_ == {1: "yes", 2: 0}
+
+
+def test_dawid_skene_ignores_the_order_of_annotations() -> None:
+    rng = np.random.default_rng(9)
+    confusions = [accurate(3, 0.7)] * 4 + [spammer(3)]
+    task, worker, label, _ = simulate_labels(rng, 200, confusions, 3, np.full(3, 1 / 3))
+    order = rng.permutation(task.size)
+    a = DawidSkene().fit(task, worker, label)
+    b = DawidSkene().fit(task[order], worker[order], label[order])
+    assert a.labels_ == b.labels_
+    for i in a.probas_:
+        assert a.probas_[i] == pytest.approx(b.probas_[i], abs=1e-9)
