@@ -114,7 +114,7 @@ def test_dawid_skene_beats_majority_vote_with_spammers_and_adversaries() -> None
     assert ds.converged_
     mv_acc, ds_acc = accuracy_of(mv.labels_, truth), accuracy_of(ds.labels_, truth)
     assert ds_acc > mv_acc + 0.1, (mv_acc, ds_acc)
-    assert ds_acc > 0.85
+    assert ds_acc > 0.8  # 0.85-0.89 over seeds 0-9
 
 
 def test_dawid_skene_recovers_confusion_matrices_and_priors() -> None:
@@ -126,8 +126,8 @@ def test_dawid_skene_recovers_confusion_matrices_and_priors() -> None:
     task, worker, label, _ = simulate_labels(rng, 2000, confusions, per_task=4, priors=priors)
     ds = DawidSkene().fit(task, worker, label)
     for j, true in enumerate(confusions):
-        # Each row rests on ~1,600 x 0.4-0.6 labels: standard error <= 0.02.
-        np.testing.assert_allclose(ds.errors_[j], true, atol=0.06)
+        # Each row rests on ~1,600 x 0.4-0.6 labels: standard error <= 0.02, so 4 SE.
+        np.testing.assert_allclose(ds.errors_[j], true, atol=0.08)
         np.testing.assert_allclose(ds.errors_[j].sum(axis=1), 1.0)
     assert ds.priors_[0] == pytest.approx(0.6, abs=0.04)
     assert ds.priors_[1] == pytest.approx(0.4, abs=0.04)
@@ -344,3 +344,22 @@ def test_dawid_skene_ignores_the_order_of_annotations() -> None:
     assert a.labels_ == b.labels_
     for i in a.probas_:
         assert a.probas_[i] == pytest.approx(b.probas_[i], abs=1e-9)
+
+
+def test_aggregation_imports_nothing_but_numpy_scipy_and_the_standard_library() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    import feedbackloop.stats.aggregation as aggregation
+
+    allowed = set(sys.stdlib_module_names) | {"numpy", "scipy"}
+    for path in Path(aggregation.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert roots <= allowed, (path.name, roots)
