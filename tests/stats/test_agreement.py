@@ -4,6 +4,7 @@ scikit-learn, plus invariants and a scale check."""
 from __future__ import annotations
 
 import tracemalloc
+from typing import Any
 
 import krippendorff
 import numpy as np
@@ -117,7 +118,7 @@ def test_alpha_matches_package_on_continuous_data(level: str, seed: int) -> None
 @pytest.mark.parametrize("level", LEVELS)
 def test_alpha_unit_multiplicities_match_repeated_units(level: str) -> None:
     # The bootstrap weights units instead of copying them: the two must agree.
-    from feedbackloop.stats.agreement import _AlphaParts
+    from feedbackloop.stats.agreement.krippendorff import _AlphaParts
 
     rng = np.random.default_rng(21)
     ratings = _with_missing(rng, rng.integers(1, 6, (5, 60)), 0.3)
@@ -402,3 +403,29 @@ def test_icc_needs_complete_data() -> None:
 def test_icc_unknown_kind_lists_valid() -> None:
     with pytest.raises(ValueError, match=r"ICC\(3,1\)"):
         icc(SHROUT_FLEISS, "ICC(4,1)")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- bootstrap intervals
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        lambda r, rng: fleiss_kappa(r, rng=rng, n_resamples=300),
+        lambda r, rng: gwet_ac1(r, rng=rng, n_resamples=300),
+        lambda r, rng: gwet_ac2(r, "linear", rng=rng, n_resamples=300),
+        lambda r, rng: icc(r, "ICC(2,1)", rng=rng, n_resamples=300),
+        lambda r, rng: cohen_kappa_weighted(r[0], r[1], "quadratic", rng=rng, n_resamples=300),
+        lambda r, rng: krippendorff_alpha(r, "ordinal", rng=rng, n_resamples=300),
+    ],
+)
+def test_bootstrap_interval_brackets_the_estimate_and_is_reproducible(compute: Any) -> None:
+    rng = np.random.default_rng(5)
+    truth = rng.integers(1, 6, 80)
+    ratings = np.clip(truth + rng.integers(-1, 2, (3, 80)), 1, 5).astype(float)
+    first = compute(ratings, np.random.default_rng(2))
+    assert first.ci is not None
+    assert first.ci[0] <= first.value <= first.ci[1]
+    assert compute(ratings, np.random.default_rng(2)).ci == first.ci
+    assert "bootstrap" in first.method
+    assert compute(ratings, None).ci is None
