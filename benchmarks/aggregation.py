@@ -24,7 +24,7 @@ ITEMS = 200
 COMPARISONS = 50_000
 
 
-def annotations(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def simulated_annotations(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``TASKS`` tasks with ``PER_TASK`` labels from ``WORKERS`` workers: accuracies from
     0.4 to 0.9, every tenth worker a spammer answering at random."""
     rng = np.random.default_rng(seed)
@@ -59,7 +59,7 @@ def _accuracy(labels: dict[Any, Any], truth: np.ndarray) -> float:
 
 def run(kinds: list[str]) -> list[Result]:
     print(f"aggregation: {TASKS:,} tasks x {PER_TASK} labels, {WORKERS} workers")
-    task, worker, label, truth = annotations()
+    task, worker, label, truth = simulated_annotations()
     DawidSkene().fit(task[:1000], worker[:1000], label[:1000])  # warm-up
     ds, mv = DawidSkene(), MajorityVote()
     ours = _seconds(lambda: ds.fit(task, worker, label))

@@ -44,7 +44,8 @@ class BradleyTerry:
 
     Intervals: Wald intervals θ_i ± z se_i with se² the diagonal of the inverse Fisher
     information H = Σ n_ij s_ij (1 - s_ij)(e_i - e_j)(e_i - e_j)ᵀ + prior · I, projected
-    onto the mean-zero scores: Cov = C (H + 11ᵀ/m)⁻¹ C with C = I - 11ᵀ/m.
+    onto the mean-zero scores: Cov = C (H + 11ᵀ/m)⁻¹ C with C = I - 11ᵀ/m, where
+    s_ij = sigmoid(θ_i - θ_j) and n_ij is the number of comparisons of i and j.
 
     Fitted attributes: ``scores_`` (item → θ), ``se_`` (item → standard error), ``ci_`` (item →
     (low, high) at ``confidence``), ``ranking_`` (items by θ, highest first; equal scores
