@@ -370,11 +370,11 @@ class FileReader:
         elif rest.strip():
             yield line_no + 1, rest
 
-    def _jsonl_chunks(self, size: int) -> Iterator[RawChunk]:
+    def _chunked(self, items: Iterator[tuple[int, Any]], size: int) -> Iterator[RawChunk]:
+        """Numbered records in chunks of ``size``, each marked with the read position."""
         chunk = RawChunk()
-        for line_no, data in self._jsonl_lines():
-            # An over-long line travels as None and is rejected where it is decoded.
-            chunk.items.append((line_no, data if data is not None else _TOO_LONG))
+        for item in items:
+            chunk.items.append(item)
             if len(chunk.items) >= size:
                 chunk.position = self.position
                 yield chunk
@@ -383,8 +383,16 @@ class FileReader:
             chunk.position = self.position
             yield chunk
 
+    def _jsonl_chunks(self, size: int) -> Iterator[RawChunk]:
+        # An over-long line travels as None and is rejected where it is decoded.
+        return self._chunked(((n, d if d is not None else _TOO_LONG)
+                              for n, d in self._jsonl_lines()), size)
+
     def _csv_chunks(self, size: int) -> Iterator[RawChunk]:
-        chunk = RawChunk()
+        return self._chunked(self._csv_rows(), size)
+
+    def _csv_rows(self) -> Iterator[tuple[int, Any]]:
+        """CSV rows numbered by the line where each starts."""
         reader = self._csv
         last = reader.line_num
         while True:
@@ -392,23 +400,15 @@ class FileReader:
             try:
                 row = next(reader)
             except StopIteration:
-                break
+                return
             except csv.Error as exc:
                 # The csv module cannot resume inside a broken quoted field: the rest of
                 # the file is reported as one rejected record at the line where it broke.
-                chunk.items.append((start, _CsvBroken(str(exc))))
-                break
+                yield start, _CsvBroken(str(exc))
+                return
             last = reader.line_num
-            if not row:
-                continue
-            chunk.items.append((start, row))
-            if len(chunk.items) >= size:
-                chunk.position = self.position
-                yield chunk
-                chunk = RawChunk()
-        if chunk.items:
-            chunk.position = self.position
-            yield chunk
+            if row:
+                yield start, row
 
     def _parquet_chunks(self, size: int) -> Iterator[RawChunk]:
         total = max(self._parquet.metadata.num_rows, 1)

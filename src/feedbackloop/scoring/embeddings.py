@@ -134,10 +134,11 @@ def _encode(texts: list[str], batch_size: int) -> np.ndarray:
 
 class _EmbeddingScorer:
     """Shared machinery: option checks, the two caches, pairwise cosine. A subclass names
-    the two fields it compares in :meth:`_pair`."""
+    the two fields it compares in ``fields``."""
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[str]]
+    fields: ClassVar[tuple[str, str]]
     description: ClassVar[str]
 
     def __init__(self, *, batch_size: int = 64, cache_dir: str | Path | None = None,
@@ -188,7 +189,12 @@ class _EmbeddingScorer:
             self.disk.close()
 
     def _pair(self, item: ScoreItem) -> tuple[str, str] | ScoreError:
-        raise NotImplementedError
+        a, b = _text(item, self.fields[0]), _text(item, self.fields[1])
+        if isinstance(a, ScoreError):
+            return a
+        if isinstance(b, ScoreError):
+            return b
+        return a, b
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings of ``texts`` (one row each). Identical texts are encoded
@@ -251,16 +257,9 @@ class SemanticRelevance(_EmbeddingScorer):
 
     name = "semantic_relevance"
     needs = frozenset({"input", "output"})
+    fields = ("input", "output")
     description = (f"Cosine similarity of output and input embeddings ({MODEL_NAME}), "
                    "-1 to 1; higher means the answer is about what was asked.")
-
-    def _pair(self, item: ScoreItem) -> tuple[str, str] | ScoreError:
-        a, b = _text(item, "input"), _text(item, "output")
-        if isinstance(a, ScoreError):
-            return a
-        if isinstance(b, ScoreError):
-            return b
-        return a, b
 
 
 class SemanticSimilarity(_EmbeddingScorer):
@@ -269,13 +268,6 @@ class SemanticSimilarity(_EmbeddingScorer):
 
     name = "semantic_similarity"
     needs = frozenset({"output", "reference"})
+    fields = ("output", "reference")
     description = (f"Cosine similarity of output and reference embeddings ({MODEL_NAME}), "
                    "-1 to 1; higher means the answer says what the reference says.")
-
-    def _pair(self, item: ScoreItem) -> tuple[str, str] | ScoreError:
-        a, b = _text(item, "output"), _text(item, "reference")
-        if isinstance(a, ScoreError):
-            return a
-        if isinstance(b, ScoreError):
-            return b
-        return a, b
