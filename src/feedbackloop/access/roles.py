@@ -19,6 +19,8 @@ class Action(StrEnum):
     WRITE_FEEDBACK = "write_feedback"      # any source
     MANAGE_SIGNALS = "manage_signals"
     EVALUATE = "evaluate"                  # run two-channel evaluations, tag discrepancies
+    ANNOTATE = "annotate"                  # work a campaign queue (as a named rater)
+    MANAGE_CAMPAIGNS = "manage_campaigns"  # guidelines, campaigns, aggregation runs
     MANAGE_PROJECT = "manage_project"      # tokens, members, settings
     CREATE_PROJECT = "create_project"      # instance administrators only
 
@@ -27,9 +29,10 @@ _PERMISSIONS: dict[str, frozenset[Action]] = {
     "admin": frozenset(Action) - {Action.CREATE_PROJECT},
     "maintainer": frozenset({Action.READ, Action.WRITE_INTERACTIONS,
                              Action.WRITE_END_USER_FEEDBACK, Action.WRITE_FEEDBACK,
-                             Action.MANAGE_SIGNALS, Action.EVALUATE}),
+                             Action.MANAGE_SIGNALS, Action.EVALUATE, Action.ANNOTATE,
+                             Action.MANAGE_CAMPAIGNS}),
     "annotator": frozenset({Action.READ, Action.WRITE_FEEDBACK,
-                            Action.WRITE_END_USER_FEEDBACK}),
+                            Action.WRITE_END_USER_FEEDBACK, Action.ANNOTATE}),
     "viewer": frozenset({Action.READ}),
     "ingest": frozenset({Action.WRITE_INTERACTIONS, Action.WRITE_END_USER_FEEDBACK}),
 }

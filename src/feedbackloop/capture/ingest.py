@@ -9,6 +9,7 @@ invalid ones are reported, none is half-written.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -203,7 +204,13 @@ class Ingestor:
         prepared = [prep.prepare(start + i, r) for i, r in enumerate(records)]
         return self.write_feedback(prepared)
 
-    def write_feedback(self, prepared: Sequence[Prepared | Reject]) -> BatchResult:
+    def write_feedback(self, prepared: Sequence[Prepared | Reject], *,
+                       conn: Connection | None = None) -> BatchResult:
+        """Write prepared feedback in one transaction: the caller's ``conn`` when given
+        (so other rows can commit with it, all or nothing), else a new one retried on a
+        race with a concurrent writer of the same ids."""
+        if conn is not None:
+            return self._write_feedback(prepared, conn)
         for attempt in range(3):
             try:
                 return self._write_feedback(prepared)
@@ -212,12 +219,13 @@ class Ingestor:
                     raise
         raise AssertionError("unreachable")
 
-    def _write_feedback(self, prepared: Sequence[Prepared | Reject]) -> BatchResult:
+    def _write_feedback(self, prepared: Sequence[Prepared | Reject],
+                        outer: Connection | None = None) -> BatchResult:
         results: list[RecordResult] = []
         keep = _dedupe(prepared, results, "feedback")
         now = self._now()
         rows = []
-        with self.store.transaction() as conn:
+        with nullcontext(outer) if outer is not None else self.store.transaction() as conn:
             wanted = sorted({p.extra["interaction_id"] for p in keep}
                             | {p.extra["interaction_id_b"] for p in keep
                                if p.extra.get("interaction_id_b")})

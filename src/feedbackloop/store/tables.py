@@ -23,10 +23,17 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "aggregated_labels",
+    "aggregations",
+    "annotation_links",
     "api_tokens",
+    "assignments",
+    "campaign_items",
+    "campaigns",
     "discrepancy_tags",
     "evaluations",
     "feedback",
+    "guidelines",
     "interactions",
     "memberships",
     "metadata",
@@ -229,5 +236,141 @@ discrepancy_tags = Table(
     Column("created_by", String(100), nullable=False, default=""),
     Column("created_at", TS, nullable=False),
     Index(None, "project_id", "cause", "created_at"),
+    Index(None, "interaction_id"),
+)
+
+# -- annotate: guidelines, campaigns, assignments, aggregated labels -------------------------
+# A guideline version is never edited: a change inserts the next version.
+guidelines = Table(
+    "guidelines",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("signal_id", Integer, ForeignKey("signals.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),  # Markdown
+    # [{"value": 1, "label": "poor", "description": "...", "examples": ["..."]}, ...]
+    Column("rubric", JSON, nullable=False),
+    Column("note", Text, nullable=False, default=""),  # what changed from the last version
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("signal_id", "version"),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("kind", String(20), nullable=False, default="standard"),  # standard | calibration
+    Column("status", String(20), nullable=False, default="active"),  # active | closed
+    # [{"signal": "helpful", "signal_id": 3, "guideline_version": 2}, ...]
+    Column("signals", JSON, nullable=False),
+    Column("raters", JSON, nullable=False),  # usernames
+    Column("budget", Integer, nullable=False),  # items to annotate (gold items excluded)
+    Column("overlap", Integer, nullable=False),  # k distinct raters per item
+    Column("gold_rate", Float, nullable=False, default=0.0),
+    Column("policy", JSON, nullable=False),  # {"disagreement": 0.7, "random": 0.3}
+    Column("options", JSON, nullable=False),  # policy options and item filters
+    Column("lease_minutes", Integer, nullable=False, default=30),
+    Column("drift_threshold", Float, nullable=False, default=0.6),
+    Column("seed", Integer, nullable=False, default=0),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("closed_at", TS),
+    UniqueConstraint("project_id", "name"),
+)
+
+campaign_items = Table(
+    "campaign_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("interaction_id", Integer, ForeignKey("interactions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("interaction_b_id", Integer, ForeignKey("interactions.id", ondelete="CASCADE")),
+    Column("position", Integer, nullable=False),  # serving order
+    Column("policy", String(50), nullable=False),  # the policy that picked it ("gold" for gold)
+    Column("score", Float),  # the policy's score (disagreement, closeness to threshold...)
+    Column("stratum", String(200)),
+    Column("is_gold", Boolean, nullable=False, default=False),
+    Column("gold_value", JSON),  # {"signal": value} for gold items
+    # Assignments that count toward the overlap: leased (unexpired) or done.
+    Column("n_active", Integer, nullable=False, default=0),
+    Column("n_done", Integer, nullable=False, default=0),
+    Index(None, "campaign_id", "is_gold", "n_active", "position"),
+    Index(None, "campaign_id", "interaction_id"),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("item_id", Integer, ForeignKey("campaign_items.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("rater", String(100), nullable=False),  # username
+    Column("status", String(10), nullable=False),  # leased | done | skipped | expired
+    Column("swapped", Boolean, nullable=False, default=False),  # pairwise: B shown left
+    Column("leased_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Column("skip_reason", Text),
+    # One row per (item, rater): an item never goes to the same rater twice.
+    UniqueConstraint("item_id", "rater"),
+    Index(None, "campaign_id", "rater", "status"),
+    Index(None, "campaign_id", "status", "expires_at"),
+)
+
+# Links the feedback rows a rater submitted to the assignment they answered.
+annotation_links = Table(
+    "annotation_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("assignment_id", Integer, ForeignKey("assignments.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("feedback_id", Integer, ForeignKey("feedback.id", ondelete="CASCADE"),
+           nullable=False, unique=True),
+    Column("signal_id", Integer, ForeignKey("signals.id", ondelete="CASCADE"), nullable=False),
+    Index(None, "campaign_id", "signal_id"),
+    Index(None, "assignment_id"),
+)
+
+aggregations = Table(
+    "aggregations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("signal_id", Integer, ForeignKey("signals.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="SET NULL")),
+    Column("method", String(30), nullable=False),  # majority | dawid-skene | mean | bradley-terry
+    Column("params", JSON, nullable=False),
+    Column("summary", JSON, nullable=False),  # rater confusion matrices, rankings, iterations
+    Column("n_items", Integer, nullable=False),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Index(None, "project_id", "signal_id", "created_at"),
+)
+
+aggregated_labels = Table(
+    "aggregated_labels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("aggregation_id", Integer, ForeignKey("aggregations.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("interaction_id", Integer, ForeignKey("interactions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("interaction_b_id", Integer, ForeignKey("interactions.id", ondelete="CASCADE")),
+    Column("value", JSON, nullable=False),
+    Column("value_num", Float),
+    Column("confidence", Float),  # posterior probability of the label, or None for means
+    Column("n_ratings", Integer, nullable=False),
+    Index(None, "aggregation_id"),
     Index(None, "interaction_id"),
 )
