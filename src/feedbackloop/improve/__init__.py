@@ -1,0 +1,1 @@
+"""Improve: datasets built from feedback, trainers, the model registry and toggles."""
