@@ -370,6 +370,7 @@ aggregated_labels = Table(
     Column("value", JSON, nullable=False),
     Column("value_num", Float),
     Column("confidence", Float),  # posterior probability of the label, or None for means
+    Column("se", Float),  # standard error of a (bias-corrected) mean, None for labels
     Column("n_ratings", Integer, nullable=False),
     Index(None, "aggregation_id"),
     Index(None, "interaction_id"),

@@ -165,6 +165,7 @@ def upgrade() -> None:
         sa.Column("value", sa.JSON(), nullable=False),
         sa.Column("value_num", sa.Float(), nullable=True),
         sa.Column("confidence", sa.Float(), nullable=True),
+        sa.Column("se", sa.Float(), nullable=True),
         sa.Column("n_ratings", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["aggregation_id"],
