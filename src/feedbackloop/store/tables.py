@@ -30,6 +30,9 @@ __all__ = [
     "assignments",
     "campaign_items",
     "campaigns",
+    "dataset_lineage",
+    "dataset_rows",
+    "datasets",
     "discrepancy_tags",
     "evaluations",
     "feedback",
@@ -37,10 +40,15 @@ __all__ = [
     "interactions",
     "memberships",
     "metadata",
+    "model_events",
+    "model_version_datasets",
+    "model_versions",
     "projects",
     "score_cache",
     "score_errors",
     "signals",
+    "toggles",
+    "training_runs",
     "users",
 ]
 
@@ -374,4 +382,128 @@ aggregated_labels = Table(
     Column("n_ratings", Integer, nullable=False),
     Index(None, "aggregation_id"),
     Index(None, "interaction_id"),
+)
+
+# -- improve: datasets, training runs, the model registry and toggles --------------------------
+# A built dataset is immutable: a rebuild is a new version. Row data by recipe:
+#   preference {"prompt", "chosen", "rejected"}; sft {"prompt", "completion"};
+#   kto {"prompt", "completion", "label": bool}; labels {"text", "label", "confidence"}.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("recipe", String(30), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("counts", JSON, nullable=False),  # rows per split, per label, dropped by reason
+    Column("card", JSON, nullable=False),  # the dataset card's facts
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("project_id", "name", "version"),
+)
+
+dataset_rows = Table(
+    "dataset_rows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("split", String(20), nullable=False),
+    Column("group_key", String(64), nullable=False),  # hash of the prompt (split grouping)
+    Column("data", JSON, nullable=False),
+    Column("feedback_ids", JSON, nullable=False),  # lineage: the feedback behind the row
+    Index(None, "dataset_id", "split", "position"),
+)
+
+# Reverse lineage: which datasets (and so which model versions) a feedback row fed.
+dataset_lineage = Table(
+    "dataset_lineage",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("feedback_id", Integer, ForeignKey("feedback.id", ondelete="CASCADE"),
+           primary_key=True),
+    Index(None, "feedback_id"),
+)
+
+training_runs = Table(
+    "training_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("trainer", String(50), nullable=False),
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="SET NULL")),
+    Column("params", JSON, nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("environment", JSON, nullable=False),  # python and library versions
+    Column("metrics", JSON),
+    Column("artifact_hash", String(64)),
+    Column("status", String(20), nullable=False),  # running | succeeded | failed
+    Column("error", Text),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Index(None, "project_id", "started_at"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("component", String(50), nullable=False),  # ranking | generation | classification…
+    Column("name", String(200), nullable=False),  # the version label served to callers
+    Column("status", String(20), nullable=False),  # candidate|staged|live|retired|rolled_back
+    Column("artifact_uri", Text),
+    Column("artifact_hash", String(64)),
+    Column("trainer", String(50)),
+    Column("training_run_id", Integer, ForeignKey("training_runs.id", ondelete="SET NULL")),
+    Column("parent_id", Integer, ForeignKey("model_versions.id", ondelete="SET NULL")),
+    Column("metrics", JSON, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("project_id", "component", "name"),
+)
+
+model_version_datasets = Table(
+    "model_version_datasets",
+    metadata,
+    Column("model_version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="CASCADE"),
+           primary_key=True),
+    Index(None, "dataset_id"),
+)
+
+toggles = Table(
+    "toggles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("component", String(50), nullable=False),
+    Column("rules", JSON, nullable=False),  # see improve.toggles.Toggle.from_dict
+    Column("updated_by", String(100), nullable=False, default=""),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("project_id", "component"),
+)
+
+# Every change of a version's status or of a toggle, in order (governance audits these).
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE")),
+    Column("component", String(50), nullable=False),
+    Column("kind", String(30), nullable=False),  # registered|promoted|rolled_back|retired|toggle
+    Column("from_status", String(20)),
+    Column("to_status", String(20)),
+    Column("detail", JSON, nullable=False),
+    Column("actor", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Index(None, "project_id", "component", "created_at"),
 )
