@@ -251,7 +251,7 @@ def agreement_summary(units: Sequence[Any], raters: Sequence[Any], values: Seque
         return out
     if categories.size == 1:
         notes.append(f"all values are identical ({_show(categories[0], coded.labels)}): "
-                     "alpha and the other coefficients are undefined, since no "
+                     "alpha is undefined, as are the other coefficients, since no "
                      "disagreement is expected by chance")
         return out
 
