@@ -476,6 +476,8 @@ def create_campaign(store: Store, project: Project | str, spec: CampaignSpec, *,
                            f"notes: {'; '.join(selection.notes) or 'none'}", field="options")
     advance(f"writing {selection.a.size + len(gold):,} items")
     options = dict(spec.options)
+    if "gold" in options:  # the answers stay with the items, out of the campaign's view
+        options["gold"] = len(options["gold"])
     options["selection_notes"] = gold_notes + selection.notes
     options["n_items"] = int(selection.a.size)
     options["n_gold"] = len(gold)
@@ -490,19 +492,7 @@ def create_campaign(store: Store, project: Project | str, spec: CampaignSpec, *,
                 drift_threshold=spec.drift_threshold, seed=spec.seed,
                 created_by=created_by, created_at=now)).inserted_primary_key
             cid = int(new[0])  # type: ignore[index]
-            b = selection.b
-            rows = [{"campaign_id": cid, "interaction_id": int(selection.a[k]),
-                     "interaction_b_id": int(b[k]) if b is not None else None,
-                     "position": k, "policy": selection.policy[k],
-                     "score": selection.score[k], "stratum": selection.stratum[k],
-                     "is_gold": False, "gold_value": None, "n_active": 0, "n_done": 0}
-                    for k in range(selection.a.size)]
-            base = len(rows)
-            rows += [{"campaign_id": cid, "interaction_id": ga, "interaction_b_id": gb,
-                      "position": base + k, "policy": "gold", "score": None,
-                      "stratum": None, "is_gold": True,
-                      "gold_value": orjson.dumps(gv).decode(), "n_active": 0, "n_done": 0}
-                     for k, (ga, gb, gv) in enumerate(gold)]
+            rows = _item_rows(cid, selection, gold, spec.seed)
             for start in range(0, len(rows), 50_000):
                 insert_rows(conn, campaign_items, rows[start:start + 50_000])
             row = conn.execute(select(campaigns).where(campaigns.c.id == cid)).one()
@@ -512,6 +502,36 @@ def create_campaign(store: Store, project: Project | str, spec: CampaignSpec, *,
     if progress is not None:
         progress("done", steps, steps)
     return _from_row(row)
+
+
+def _item_rows(campaign_id: int, selection: Any, gold: list[tuple[int, int | None,
+                                                                   dict[str, Any]]],
+               seed: int) -> list[dict[str, Any]]:
+    """Rows of campaign_items in position order. Gold items take random places among the
+    regular ones, so neither their position nor their id gives them away."""
+    n, g = int(selection.a.size), len(gold)
+    rng = np.random.default_rng([seed, 13])
+    gold_at = set(rng.choice(n + g, size=g, replace=False).tolist()) if g else set()
+    b = selection.b
+    rows: list[dict[str, Any]] = []
+    k = j = 0
+    for pos in range(n + g):
+        if pos in gold_at:
+            ga, gb, gv = gold[j]
+            j += 1
+            rows.append({"campaign_id": campaign_id, "interaction_id": ga,
+                         "interaction_b_id": gb, "position": pos, "policy": "gold",
+                         "score": None, "stratum": None, "is_gold": True,
+                         "gold_value": orjson.dumps(gv).decode(), "n_active": 0,
+                         "n_done": 0})
+        else:
+            rows.append({"campaign_id": campaign_id, "interaction_id": int(selection.a[k]),
+                         "interaction_b_id": int(b[k]) if b is not None else None,
+                         "position": pos, "policy": selection.policy[k],
+                         "score": selection.score[k], "stratum": selection.stratum[k],
+                         "is_gold": False, "gold_value": None, "n_active": 0, "n_done": 0})
+            k += 1
+    return rows
 
 
 def close_campaign(store: Store, project: Project | str, campaign: Campaign | str | int

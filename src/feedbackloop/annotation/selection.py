@@ -693,19 +693,28 @@ def select_items(ctx: SelectionContext, weights: dict[str, float], budget: int, 
         taken = np.concatenate([taken, keys[name][idx]])
         return int(idx.size)
 
+    exhausted: set[str] = set()
     for name in order:
         got = take(name, share[name])
         if got < share[name]:
             notes.append(f"{name}: {got:,} of {share[name]:,} items found")
             shortfall += share[name] - got
-    if shortfall:
-        for name in order:
-            if shortfall == 0:
-                break
-            got = take(name, shortfall)
-            if got:
-                notes.append(f"filled {got:,} items from {name}")
+            exhausted.add(name)
+    # A shortfall is shared among the policies with items left, by their weights.
+    filled = dict.fromkeys(order, 0)
+    while shortfall:
+        active = [name for name in order if name not in exhausted]
+        if not active:
+            break
+        split = quotas({name: weights[name] for name in active}, shortfall)
+        for name in active:
+            got = take(name, split[name]) if split[name] else 0
+            if got < split[name]:
+                exhausted.add(name)
+            filled[name] += got
             shortfall -= got
+    notes += [f"filled {n:,} item{'s' if n != 1 else ''} from {name}"
+              for name, n in filled.items() if n]
     total = int(taken.size)
     if total < budget:
         notes.append(f"selected {total:,} of the budget of {budget:,} items: no more "
