@@ -63,8 +63,8 @@ def insert_dataset(store: Store, project_name: str, name: str, recipe: str,
             counts[s] = counts.get(s, 0) + 1
         ds_id = int(conn.execute(datasets.insert().values(
             project_id=p.id, name=name, version=version, recipe=recipe, params={},
-            content_hash=content, counts=counts, card={}, created_by="test",
-            created_at=utcnow())).inserted_primary_key[0])
+            content_hash=content, counts={"splits": counts, "rows": len(rows)}, card={},
+            created_by="test", created_at=utcnow())).inserted_primary_key[0])
         conn.execute(dataset_rows.insert(), [
             {"dataset_id": ds_id, "position": i, "split": s,
              "group_key": hashlib.sha256(g.encode()).hexdigest(), "data": r,

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, select
 from ...capture.projects import Project, get_project
 from ...errors import Conflict, FeedbackloopError, InvalidInput, NotFound
 from ...store import Store, as_utc, utcnow
-from ...store.tables import dataset_rows, datasets, model_versions, training_runs
+from ...store.tables import model_versions, training_runs
 from ..artifacts import ArtifactStore, tar_folder
 from ..registry import ModelVersion, register_version
 from .base import DatasetInfo, Progress, TrainContext
@@ -125,28 +125,17 @@ def _parse_ref(ref: Any) -> tuple[str | None, int | None, int | None]:
 
 def load_dataset(conn: Connection, project: Project, ref: Any
                  ) -> tuple[DatasetInfo, dict[str, list[dict[str, Any]]]]:
-    """The dataset and its rows' data by split (dataset order)."""
+    """The dataset (through :mod:`improve.datasets`) and its rows' data by split, in the
+    dataset's order."""
+    from ..datasets import get_dataset, get_dataset_by_id, iter_rows
+
     name, version, ds_id = _parse_ref(ref)
-    d = datasets
-    q = select(d).where(d.c.project_id == project.id)
-    if ds_id is not None:
-        q = q.where(d.c.id == ds_id)
-    else:
-        q = q.where(d.c.name == name)
-        q = q.where(d.c.version == version) if version is not None \
-            else q.order_by(d.c.version.desc()).limit(1)
-    row = conn.execute(q).first()
-    if row is None:
-        what = f"id {ds_id}" if ds_id is not None else \
-            f"{name!r}" + (f" version {version}" if version is not None else "")
-        raise NotFound(f"no dataset {what} in project {project.name!r}", field="dataset")
-    info = DatasetInfo(row.id, row.name, row.version, row.recipe, row.content_hash)
-    r = dataset_rows
+    ds = get_dataset_by_id(conn, project, ds_id) if ds_id is not None \
+        else get_dataset(conn, project, str(name), version)
+    info = DatasetInfo(ds.id, ds.name, ds.version, ds.recipe, ds.content_hash)
     rows: dict[str, list[dict[str, Any]]] = {}
-    for split, data in conn.execute(select(r.c.split, r.c.data)
-                                    .where(r.c.dataset_id == info.id)
-                                    .order_by(r.c.position)):
-        rows.setdefault(split, []).append(data)
+    for row in iter_rows(conn, ds):
+        rows.setdefault(row["split"], []).append(row["data"])
     if not rows:
         raise InvalidInput(f"dataset {info.label} has no rows", field="dataset")
     return info, rows
