@@ -178,3 +178,56 @@ def test_aggregate_one_campaign(store: Store, settings: Settings) -> None:
         latest = latest_aggregation(conn, project, "topic", campaign="first")
     assert latest is not None and latest["id"] == result["id"]
     assert latest["campaign"] == "first"
+
+
+def test_through_the_campaign_service(store: Store, settings: Settings) -> None:
+    # Three raters work a campaign with overlap 3 and hidden gold through the assignment
+    # service; "cat" answers "other" on everything: drift and gold accuracy expose her,
+    # and majority vote still finds the truth (ann and bob agree).
+    from datetime import timedelta
+
+    from feedbackloop.annotation.assignment import next_item, submit
+    from feedbackloop.annotation.campaigns import CampaignSpec, create_campaign
+    from feedbackloop.annotation.reliability import project_agreement
+
+    from .campaign_data import START, make_project
+
+    project = make_project(store, settings, n=40, raters=("ann", "bob", "cat"))
+    truth = {f"i{k:03d}": ("billing", "shipping", "other")[k % 3] for k in range(40)}
+    gold = [{"interaction": f"i{k:03d}", "values": {"topic": truth[f"i{k:03d}"]}}
+            for k in range(30, 40)]
+    spec = CampaignSpec(name="round-1", signals=["topic"], raters=["ann", "bob", "cat"],
+                        budget=30, overlap=3, gold_rate=0.25, options={"gold": gold},
+                        drift_threshold=0.6)
+    campaign = create_campaign(store, project, spec)
+    now = START + timedelta(days=1)
+    done = 0
+    while True:
+        progressed = False
+        for rater in ("ann", "bob", "cat"):
+            item = next_item(store, project, campaign, rater, now=now)
+            if item is None:
+                continue
+            answer = "other" if rater == "cat" else truth[item.interaction["id"]]
+            submit(store, project, campaign, rater, item.assignment_id, {"topic": answer},
+                   now=now, settings=settings)
+            now += timedelta(minutes=1)
+            done += 1
+            progressed = True
+        if not progressed:
+            break
+    assert done >= 90
+    result = project_agreement(store, project, "topic", campaign=campaign, n_boot=0,
+                               window=20, min_items=10)
+    by = {r["rater"]: r for r in result["raters"]}
+    assert by["cat"]["drift"] and not by["ann"]["drift"] and not by["bob"]["drift"]
+    # ann's others are bob (right) and cat ("other"): 1 on "other" items, a tie (1/2)
+    # elsewhere, about 1/3 + 2/3 * 1/2 = 2/3; cat matches ann and bob on a third.
+    assert by["ann"]["consensus_agreement"] == pytest.approx(2 / 3, abs=0.1)
+    assert by["cat"]["consensus_agreement"] == pytest.approx(1 / 3, abs=0.15)
+    assert by["ann"]["gold_n"] > 0 and by["ann"]["gold_accuracy"] == 1.0
+    assert by["cat"]["gold_accuracy"] < 0.5
+    labels = aggregate(store, project, "topic", "majority", campaign=campaign)
+    assert labels["campaign"] == "round-1" and labels["n_items"] >= 30
+    assert all(x["value"] == truth[x["interaction"]] for x in labels["labels"]
+               if x["n_ratings"] == 3)
