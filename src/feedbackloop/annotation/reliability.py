@@ -427,11 +427,11 @@ class Ratings:
     units: list[tuple[int, int | None]]
     unit_names: list[tuple[str, str | None]]  # client ids
     raters: list[str]
-    value: list[Any]  # typed, as stored
+    value: list[Any]  # typed, as stored (None unless fetched with typed=True)
     value_num: list[float | None]
     value_text: list[str | None]
     timestamps: list[datetime]
-    comments: list[str | None]
+    comments: list[str | None]  # None unless fetched with typed=True
     items: list[int | None]  # campaign item id (campaign scope only)
     superseded: int  # earlier ratings of the same (unit, rater) left out
 
@@ -440,15 +440,18 @@ class Ratings:
 
 
 def fetch_ratings(conn: Connection, project: Project, signal: Signal,
-                  campaign_id: int | None = None) -> Ratings:
+                  campaign_id: int | None = None, *, typed: bool = False) -> Ratings:
     """The signal's ratings from annotators and experts (with a rater id), all or only
     those linked to a campaign's assignments. A rater who rated the same unit again
-    counts with the latest rating."""
+    counts with the latest rating. ``typed`` also reads the stored JSON value and the
+    comment (None otherwise: parsing them is a third of the time on large signals)."""
     f = feedback
     ia, ib = interactions.alias("ia"), interactions.alias("ib")
     columns = [f.c.id, f.c.interaction_id, f.c.interaction_b_id, ia.c.client_id,
-               ib.c.client_id.label("client_b"), f.c.rater_id, f.c.value, f.c.value_num,
-               f.c.value_text, f.c.timestamp, f.c.comment]
+               ib.c.client_id.label("client_b"), f.c.rater_id, f.c.value_num,
+               f.c.value_text, f.c.timestamp]
+    if typed:
+        columns += [f.c.value, f.c.comment]
     source = f.join(ia, ia.c.id == f.c.interaction_id).outerjoin(
         ib, ib.c.id == f.c.interaction_b_id)
     if campaign_id is not None:
@@ -465,18 +468,20 @@ def fetch_ratings(conn: Connection, project: Project, signal: Signal,
     total = 0
     for row in conn.execute(q.order_by(f.c.timestamp, f.c.id)):
         total += 1
-        latest[((row.interaction_id, row.interaction_b_id), row.rater_id)] = row
-    rows = sorted(latest.values(), key=lambda r: (as_utc(r.timestamp), r.id))
+        key = ((row.interaction_id, row.interaction_b_id), row.rater_id)
+        latest.pop(key, None)  # re-inserted, so the dict keeps the time order of the latest
+        latest[key] = row
+    rows = list(latest.values())
     return Ratings(
         feedback_ids=[r.id for r in rows],
         units=[(r.interaction_id, r.interaction_b_id) for r in rows],
         unit_names=[(r.client_id, r.client_b) for r in rows],
         raters=[r.rater_id for r in rows],
-        value=[r.value for r in rows],
+        value=[r.value for r in rows] if typed else [None] * len(rows),
         value_num=[r.value_num for r in rows],
         value_text=[r.value_text for r in rows],
         timestamps=[as_utc(r.timestamp) for r in rows],  # type: ignore[misc]
-        comments=[r.comment for r in rows],
+        comments=[r.comment for r in rows] if typed else [None] * len(rows),
         items=[r.item_id if campaign_id is not None else None for r in rows],
         superseded=total - len(rows),
     )
@@ -641,7 +646,7 @@ def calibration_report(store: Store, project: Project | str, campaign: Any, *,
             sig = get_signal(conn, proj.id, str(name))
             if sig.type == "text":
                 continue
-            ratings = fetch_ratings(conn, proj, sig, camp.id)
+            ratings = fetch_ratings(conn, proj, sig, camp.id, typed=True)
             codes, _ = _label_codes(sig, ratings)
             item_rows = {r.id: r for r in conn.execute(
                 select(campaign_items).where(campaign_items.c.campaign_id == camp.id))}
