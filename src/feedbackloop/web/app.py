@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from ..capture.schema import FeedbackIn, InteractionIn
 from ..settings import Settings, load_settings
 from ..store import Store
+from .annotation_api import build_annotation_router
 from .api import build_api_router
 from .errors import RequestSizeLimit, install_error_handlers
 from .evaluation_api import build_evaluation_router
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     install_error_handlers(app)
     app.include_router(build_api_router())
     app.include_router(build_evaluation_router())
+    app.include_router(build_annotation_router())
     app.openapi = lambda: _api_schema(app)  # type: ignore[method-assign]
     from .pages import install_pages
 

@@ -52,7 +52,7 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Capture", (("Status", ""), ("Interactions", "/interactions"),
                  ("Feedback", "/feedback"))),
     ("Measure", ()),
-    ("Annotate", ()),
+    ("Annotate", (("Campaigns", "/annotate"),)),
     ("Understand", (("Evaluations", "/evaluations"), ("Knowledge base", "/knowledge-base"))),
     ("Improve", ()),
     ("Test", ()),
@@ -328,3 +328,6 @@ def install_pages(app: FastAPI) -> None:
     from .evaluation_pages import install_evaluation_pages
 
     install_evaluation_pages(app)
+    from .annotation_pages import install_annotation_pages
+
+    install_annotation_pages(app)
