@@ -432,3 +432,13 @@ def test_calibration_report_ranks_items_by_disagreement(store: Store,
     full = project_agreement(store, project, "topic", campaign="cal", n_boot=0)
     assert [e["interaction"] for e in full["calibration"]] == ["i0001", "i0002", "i0000"]
     assert full["calibration"][2]["disagreement"] == 0.0
+
+
+def test_ratio_needs_non_negative_values_and_half_steps_fall_back() -> None:
+    with pytest.raises(InvalidInput, match="record 1: value -2 is negative; the ratio level"):
+        agreement_summary(["u1", "u1"], ["A", "B"], [1, -2], "ratio")
+    # half-point ratings on a 1-5 ordinal scale: AC2 and Cohen use the observed values
+    summary = agreement_summary(["u1", "u1", "u2", "u2", "u3", "u3"],
+                                ["A", "B"] * 3, [1, 1.5, 3, 3, 5, 4.5], "ordinal",
+                                scale=(1, 5), n_boot=0)
+    assert summary["gwet_ac2"] is not None and summary["cohen_kappa"] is not None

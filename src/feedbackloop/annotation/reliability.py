@@ -249,6 +249,11 @@ def agreement_summary(units: Sequence[Any], raters: Sequence[Any], values: Seque
         notes.append(f"a single rater ({rater_ids[0]!r}): agreement needs at least two "
                      "raters, so every statistic is undefined")
         return out
+    if level == "ratio" and categories[0] < 0:
+        first = int(np.flatnonzero(coded.values < 0)[0])
+        raise InvalidInput(f"{(where or _where_default)(coded.positions[first])}: value "
+                           f"{coded.values[first]:g} is negative; the ratio level needs "
+                           "values of 0 or more", field="value")
     if categories.size == 1:
         notes.append(f"all values are identical ({_show(categories[0], coded.labels)}): "
                      "alpha is undefined, as are the other coefficients, since no "
@@ -260,44 +265,53 @@ def agreement_summary(units: Sequence[Any], raters: Sequence[Any], values: Seque
         return np.random.default_rng([seed, k]) if n_boot > 0 else None
 
     results: dict[str, Estimate] = {}
-    results["krippendorff_alpha"] = krippendorff_alpha(matrix, level,  # type: ignore[arg-type]
-                                                       rng=rng(0), n_resamples=max(n_boot, 1))
+    resamples = max(n_boot, 1)
+
+    def run(key: str, call: Callable[[], Estimate]) -> None:
+        try:
+            results[key] = call()
+        except ValueError as exc:  # a statistic refusing these data: say why, go on
+            results[key] = Estimate(None, None, pairable, _NAMES[key], reason=str(exc))
+
+    run("krippendorff_alpha", lambda: krippendorff_alpha(
+        matrix, level, rng=rng(0), n_resamples=resamples))  # type: ignore[arg-type]
     few = categories.size <= MAX_CATEGORIES
     ordered = level != "nominal"
     scale_categories = None
     if level == "ordinal" and scale is not None and float(scale[0]).is_integer() \
             and float(scale[1]).is_integer() and scale[1] - scale[0] < MAX_CATEGORIES:
         scale_categories = np.arange(scale[0], scale[1] + 1)
+        if np.setdiff1d(categories, scale_categories).size:
+            scale_categories = None  # values between the steps: use the observed ones
     if not few:
         notes.append(f"{categories.size} distinct values: too many to treat as categories "
                      f"(at most {MAX_CATEGORIES}), so Fleiss' kappa, Gwet's AC1/AC2 and "
                      "Cohen's kappa are left out")
     if few and level in ("nominal", "ordinal"):
-        results["fleiss_kappa"] = fleiss_kappa(matrix, rng=rng(1),
-                                               n_resamples=max(n_boot, 1))
+        run("fleiss_kappa", lambda: fleiss_kappa(matrix, rng=rng(1), n_resamples=resamples))
     elif few:
         notes.append("Fleiss' kappa treats values as unordered categories: left out at the "
                      f"{level} level")
     if few:
-        results["gwet_ac1"] = gwet_ac1(matrix, rng=rng(2), n_resamples=max(n_boot, 1))
+        run("gwet_ac1", lambda: gwet_ac1(matrix, rng=rng(2), n_resamples=resamples))
         if ordered:
-            results["gwet_ac2"] = gwet_ac2(matrix, "quadratic", scale_categories, rng=rng(3),
-                                           n_resamples=max(n_boot, 1))
+            run("gwet_ac2", lambda: gwet_ac2(matrix, "quadratic", scale_categories,
+                                             rng=rng(3), n_resamples=resamples))
             out["gwet_ac2_weights"] = "quadratic"
     if not ordered:
         notes.append("Gwet's AC2 and the ICC are for ordered values: left out at the "
                      "nominal level")
     if n_raters == 2 and few:
         weights = "quadratic" if ordered else None
-        results["cohen_kappa"] = cohen_kappa_weighted(
-            matrix[0], matrix[1], weights,  # type: ignore[arg-type]
-            labels=scale_categories if scale_categories is not None else categories,
-            rng=rng(4), n_resamples=max(n_boot, 1))
+        labels = scale_categories if scale_categories is not None else categories
+        run("cohen_kappa", lambda: cohen_kappa_weighted(
+            matrix[0], matrix[1], weights, labels=labels,  # type: ignore[arg-type]
+            rng=rng(4), n_resamples=resamples))
         out["cohen_kappa_weights"] = weights
     elif n_raters != 2:
         notes.append(f"Cohen's kappa is for two raters; there are {n_raters}")
     if level in ("interval", "ratio"):
-        results["icc"] = icc(matrix, "ICC(2,1)", rng=rng(5), n_resamples=max(n_boot, 1))
+        run("icc", lambda: icc(matrix, "ICC(2,1)", rng=rng(5), n_resamples=resamples))
         out["icc_kind"] = "ICC(2,1)"
     elif level == "ordinal":
         notes.append("the ICC is for interval or ratio values: left out at the ordinal level")

@@ -129,9 +129,10 @@ def agreement_command(
                                field="signal")
         from ..annotation.reliability import agreement_from_csv
 
-        result = agreement_from_csv(file, level=level or "nominal", unit=unit, rater=rater,
-                                    value=value, scale=scale, seed=seed, n_boot=bootstrap,
-                                    delimiter=delimiter)
+        with err().status("Computing agreement...") if not json else _nothing():
+            result = agreement_from_csv(file, level=level or "nominal", unit=unit,
+                                        rater=rater, value=value, scale=scale, seed=seed,
+                                        n_boot=bootstrap, delimiter=delimiter)
         if json:
             echo_json(result)
             return
