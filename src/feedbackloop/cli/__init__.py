@@ -25,6 +25,7 @@ def build_app() -> typer.Typer:
     from . import scoring; scoring.register(app)  # noqa: E702, I001
     from . import evaluate; evaluate.register(app)  # noqa: E702, I001
     from . import models; models.register(app)  # noqa: E702, I001
+    from . import datasets; datasets.register(app)  # noqa: E702, I001
     from . import agreement; agreement.register(app)  # noqa: E702, I001
     from . import annotation; annotation.register(app)  # noqa: E702, I001
     return app
