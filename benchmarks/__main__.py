@@ -13,6 +13,7 @@ from .report import README, machine, save
 GROUPS = {"ingest": ingest.run, "list": listing.run, "embeddings": embeddings.run,
           "evaluation": evaluation.run, "scoring": scoring.run,
           "aggregation": aggregation.run}
+from . import models; GROUPS["models"] = models.run  # noqa: E402, E702, I001
 
 
 def main(argv: list[str]) -> int:
