@@ -166,3 +166,14 @@ def test_aggregate_bradley_terry_prints_the_ranking(cli: Cli, store: Store,
     assert ranking[0]["score"] - ranking[1]["score"] == pytest.approx(math.log(4), abs=0.01)
     text = cli("aggregate", "-p", "rel", "-s", "pref", "-m", "bradley-terry").stdout
     assert "new" in text and "+0.69" in text
+
+
+def test_choices_offered_are_the_domain_ones() -> None:
+    import typing
+
+    from feedbackloop.annotation.aggregate import METHODS
+    from feedbackloop.annotation.reliability import LEVELS
+    from feedbackloop.cli import agreement
+
+    assert typing.get_args(agreement.LevelName) == LEVELS
+    assert typing.get_args(agreement.MethodName) == METHODS
