@@ -172,3 +172,23 @@ def test_bad_arguments() -> None:
         consensus_scores([1, 1], [1.0, np.nan])
     with pytest.raises(ValueError, match="level must be one of"):
         consensus_scores([1], [1.0], "circular")
+
+
+def test_rates_carry_wilson_intervals() -> None:
+    # Wilson (1927): 0/1 scores give exactly the Wilson interval of successes / n.
+    from feedbackloop.stats.intervals import wilson_interval
+
+    units, raters, values, order, truth = simulate(200, {"a": 0.9, "b": 0.9, "c": 0.9,
+                                                         "d": 0.6}, seed=5)
+    gold = truth[units].astype(float)
+    result = rater_reliability(units, raters, values, order, gold=gold, window=50)
+    d = result[3]
+    correct = round(d.gold_accuracy * d.gold_n)  # type: ignore[operator]
+    assert d.gold_ci95 == wilson_interval(correct, d.gold_n).ci
+    lo, hi = d.consensus_ci95  # type: ignore[misc]
+    assert lo < d.consensus_agreement < hi  # type: ignore[operator]
+    w_lo, w_hi = d.windows[0].consensus_ci95  # type: ignore[misc]
+    assert w_hi - w_lo > hi - lo  # 50 annotations are less certain than 200
+    assert d.to_dict()["windows"][0]["consensus_ci95"] == [w_lo, w_hi]
+    lonely = rater_reliability(["u1"], ["a"], [1])[0]
+    assert lonely.consensus_ci95 is None and lonely.to_dict()["gold_ci95"] is None

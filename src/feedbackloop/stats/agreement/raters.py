@@ -30,6 +30,10 @@ cumulative agreement up to its end. ``latest`` is the trailing block of the rate
 ``window`` annotations. The rater *drifts* when the latest block has at least
 ``min_items`` scored annotations and its consensus agreement is below ``threshold``, or
 at least ``min_items`` gold annotations and its gold accuracy is below ``threshold``.
+
+Every rate comes with a 95 % Wilson score interval on its mean score (``*_ci95``): exact
+for 0/1 scores, conservative for fractional ones (ties, scales), since a variable in [0, 1]
+with mean p has variance at most p (1 - p).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..intervals import wilson_interval
 
 __all__ = [
     "RaterReliability",
@@ -64,12 +70,15 @@ class RaterWindow:
     gold_n: int
     gold_accuracy: float | None
     cumulative_agreement: float | None
+    consensus_ci95: tuple[float, float] | None = None
+    gold_ci95: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "n": self.n,
                 "n_compared": self.n_compared,
-                "consensus_agreement": self.consensus_agreement, "gold_n": self.gold_n,
-                "gold_accuracy": self.gold_accuracy,
+                "consensus_agreement": self.consensus_agreement,
+                "consensus_ci95": _ci_list(self.consensus_ci95), "gold_n": self.gold_n,
+                "gold_accuracy": self.gold_accuracy, "gold_ci95": _ci_list(self.gold_ci95),
                 "cumulative_agreement": self.cumulative_agreement}
 
 
@@ -88,11 +97,14 @@ class RaterReliability:
     latest: RaterWindow
     drift: bool
     drift_reasons: list[str] = field(default_factory=list)
+    consensus_ci95: tuple[float, float] | None = None
+    gold_ci95: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"rater": self.rater, "n": self.n, "n_compared": self.n_compared,
-                "consensus_agreement": self.consensus_agreement, "gold_n": self.gold_n,
-                "gold_accuracy": self.gold_accuracy,
+                "consensus_agreement": self.consensus_agreement,
+                "consensus_ci95": _ci_list(self.consensus_ci95), "gold_n": self.gold_n,
+                "gold_accuracy": self.gold_accuracy, "gold_ci95": _ci_list(self.gold_ci95),
                 "windows": [w.to_dict() for w in self.windows],
                 "latest": self.latest.to_dict(), "drift": self.drift,
                 "drift_reasons": list(self.drift_reasons)}
@@ -215,6 +227,18 @@ def _mean(x: np.ndarray) -> tuple[int, float | None]:
     return int(x.size), (float(x.mean()) if x.size else None)
 
 
+def _wilson(x: np.ndarray) -> tuple[float, float] | None:
+    x = x[~np.isnan(x)]
+    if not x.size:
+        return None
+    total = min(float(x.sum()), float(x.size))
+    return wilson_interval(total, int(x.size)).ci  # type: ignore[arg-type]
+
+
+def _ci_list(ci: tuple[float, float] | None) -> list[float] | None:
+    return list(ci) if ci is not None else None
+
+
 def rater_reliability(
     units: Sequence[Hashable],
     raters: Sequence[Hashable],
@@ -272,7 +296,8 @@ def rater_reliability(
             reasons.append(f"gold accuracy {latest.gold_accuracy:.3f} over the last "
                            f"{latest.gold_n} gold items is below {threshold:g}")
         result.append(RaterReliability(name, int(idx.size), n_cmp, agreement, gold_n,
-                                       gold_acc, windows, latest, bool(reasons), reasons))
+                                       gold_acc, windows, latest, bool(reasons), reasons,
+                                       _wilson(s), _wilson(gs)))
     return result
 
 
@@ -282,7 +307,8 @@ def _window(s: np.ndarray, gs: np.ndarray, t: np.ndarray, start: int,
     gold_n, gold_acc = _mean(gs[start:stop])
     _, cumulative = _mean(s[:stop])
     return RaterWindow(_plain(t[start]), _plain(t[stop - 1]), stop - start, n_cmp, agreement,
-                       gold_n, gold_acc, cumulative)
+                       gold_n, gold_acc, cumulative, _wilson(s[start:stop]),
+                       _wilson(gs[start:stop]))
 
 
 def _plain(x: Any) -> Any:
