@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from feedbackloop.capture import files
 from feedbackloop.capture.browse import get_interaction, list_feedback, list_interactions
 from feedbackloop.capture.importer import export, import_file
+from feedbackloop.capture.ingest import Ingestor
 from feedbackloop.capture.prepare import pseudonymise
 from feedbackloop.capture.projects import Project, create_project, create_signal
 from feedbackloop.capture.schema import SignalIn
@@ -84,6 +85,59 @@ def test_jsonl_reports_bad_lines_by_number_and_keeps_the_good_ones(
     assert lines[1]["raw"] == '{"id": "i5", "input": "caf\\xe9", "output": "x"}'
     assert lines[2]["record"] == _rec(6, colour="red")
     assert lines[3]["record"]["output"] == "changed"
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_import_stores_what_the_ingestor_stores_and_is_idempotent(
+        store: Store, settings: Settings, project: Project, tmp_path: Path,
+        workers: int) -> None:
+    # The import packs rows in its workers (COPY text on PostgreSQL): awkward characters,
+    # JSON, missing timestamps, duplicates and conflicts must come out as through the
+    # Ingestor's own path.
+    awkward = "tab\there, line\nbreak, cr\r, back\\slash \\N, caf\u00e9 \U0001f600 \\."
+    recs = [
+        _rec(1, input=awkward, output=awkward + " out", timestamp="2024-05-01T12:00:00+02:00",
+             context={"doc": awkward, "n": [1, 2.5, None]}, metadata={"k\tk": "v\\"},
+             attributes={"locale": "de\tDE", "n": 3, "ok": True}, user_id="u\t1",
+             latency_ms=12.5, propensity=0.25, consent=True, model_version="m\\1",
+             experiment="e", arm="a", error="boom\n", reference="ref\\"),
+        _rec(2, context="plain \\ text\t"),
+        _rec(3, timestamp="2024-05-01T12:00:00"),
+        _rec(2, context="plain \\ text\t"),          # duplicate of the second line
+        {**_rec(3), "output": "changed"},             # conflict with the third line
+        _rec(6, input="mail me at someone@example.com"),
+    ]
+    path = _jsonl(tmp_path / "in.jsonl", [orjson.dumps(r) for r in recs])
+    result = import_file(store, settings, project, "interactions", path, workers=workers,
+                         progress=False, chunk_size=4)
+    assert (result.accepted, result.duplicates, result.rejected) == (4, 1, 1)
+    assert [(e["line"], e["field"]) for e in result.errors] == [(5, "id")]
+
+    other = create_project(store, "reference")
+    ref = Ingestor(store, settings, other).interactions([recs[i] for i in (0, 1, 2, 5)])
+    assert ref.rejected == 0
+    with store.read() as conn:
+        for cid in ("i1", "i2", "i3", "i6"):
+            ours = get_interaction(conn, project.id, cid).to_wire()
+            theirs = get_interaction(conn, other.id, cid).to_wire()
+            if cid in ("i2", "i6"):  # no timestamp: the time of writing
+                ours.pop("timestamp"), theirs.pop("timestamp")
+            assert ours == theirs, cid
+        i1 = get_interaction(conn, project.id, "i1")
+        assert i1.input == awkward and i1.context == {"doc": awkward, "n": [1, 2.5, None]}
+        assert i1.timestamp == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+        assert get_interaction(conn, project.id, "i6").input == "mail me at <EMAIL>"
+        assert get_interaction(conn, project.id, "i3").timestamp == T0
+
+    # Again, with one record changed since: the rest are duplicates, nothing is doubled.
+    recs[5] = _rec(6, input="another question")
+    path = _jsonl(tmp_path / "again.jsonl", [orjson.dumps(r) for r in recs])
+    again = import_file(store, settings, project, "interactions", path, workers=workers,
+                        progress=False, chunk_size=4)
+    assert (again.accepted, again.duplicates, again.rejected) == (0, 4, 2)
+    assert [(e["line"], e["field"]) for e in again.errors] == [(5, "id"), (6, "id")]
+    assert "stored already" in again.errors[1]["message"]
+    assert _count(store, project) == 4
 
 
 def test_jsonl_lines_split_across_read_blocks_and_overlong_lines(

@@ -403,7 +403,8 @@ def test_pairwise_items_show_side_by_side_and_left_follows_the_recorded_swap(
         r = client.post(work, data={"csrf": _csrf(text), "assignment": assignment,
                                     "answer-0": "left"})
         assert r.status_code == 303
-        row = next(x for x in export_campaign(lab.store, lab.project, camp)
+        # read the export whole: a generator left half-read holds a server-side cursor
+        row = next(x for x in list(export_campaign(lab.store, lab.project, camp))
                    if x["assignment"] == int(assignment))
         # "left" is the interaction shown on the left: b when swapped, else a
         shown_left = row["interaction_b"] if row["swapped"] else row["interaction"]

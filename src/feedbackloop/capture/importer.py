@@ -42,7 +42,7 @@ from .files import (
     open_writer,
     wire_fields,
 )
-from .ingest import BatchResult, Ingestor
+from .ingest import BatchResult, Ingestor, copy_text_formatter, pack_interactions
 from .prepare import Prepared, Reject
 from .projects import Project
 
@@ -80,8 +80,11 @@ class ImportResult:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(decoder: Decoder, preparer: Any, keep_originals: bool) -> None:
-    _worker.update(decoder=decoder, preparer=preparer, keep=keep_originals)
+def _init_worker(decoder: Decoder, preparer: Any, keep_originals: bool,
+                 pack: tuple[int, bool] | None = None) -> None:
+    copy_text = copy_text_formatter() if pack is not None and pack[1] else None
+    _worker.update(decoder=decoder, preparer=preparer, keep=keep_originals, pack=pack,
+                   copy_text=copy_text)
 
 
 def prepare_chunk(decoder: Decoder, preparer: Any, items: list[tuple[int, Any]],
@@ -99,9 +102,15 @@ def prepare_chunk(decoder: Decoder, preparer: Any, items: list[tuple[int, Any]],
     return out, originals
 
 
-def _prepare_in_worker(items: list[tuple[int, Any]]) -> tuple[list[Prepared | Reject],
-                                                              dict[int, Any]]:
-    return prepare_chunk(_worker["decoder"], _worker["preparer"], items, _worker["keep"])
+def _prepare_in_worker(items: list[tuple[int, Any]]) -> tuple[Any, dict[int, Any]]:
+    prepared, originals = prepare_chunk(_worker["decoder"], _worker["preparer"], items,
+                                        _worker["keep"])
+    pack = _worker["pack"]
+    if pack is None:
+        return prepared, originals
+    # Interactions travel back packed (see PackedInteractions): unpickling and formatting
+    # rows were the writer's largest costs, and the writer is the pipeline's bottleneck.
+    return pack_interactions(prepared, pack[0], _worker["copy_text"]), originals
 
 
 def _executor(workers: int, initargs: tuple[Any, ...]) -> Executor:
@@ -192,19 +201,21 @@ def import_file(store: Store, settings: Settings, project: Project, kind: str,
     if chunk_size < 1:
         raise InvalidInput("chunk size must be at least 1", field="chunk_size")
     ingestor = Ingestor(store, settings, project)
+    pack: tuple[int, bool] | None = None
     if kind == "feedback":
         ingestor._load_signals()
         preparer: Any = ingestor.feedback_preparer
-        write: Callable[[list[Prepared | Reject]], BatchResult] = ingestor.write_feedback
+        write: Callable[[Any], BatchResult] = ingestor.write_feedback
     else:
         preparer = ingestor.interaction_preparer
-        write = ingestor.write_interactions
+        write = ingestor.write_packed_interactions
+        pack = (project.id, ingestor.copy_text())
     result = ImportResult()
     sink = _RejectsFile(Path(rejects) if rejects is not None else None)
     with open_reader(path, kind, format) as reader:
         show = sys.stderr.isatty() if progress is None else progress
         bar = _Progress(show, reader.size, f"{reader.path.name} → {project.name}")
-        pool = _executor(workers, (reader.decoder, preparer, sink.wanted))
+        pool = _executor(workers, (reader.decoder, preparer, sink.wanted, pack))
         pending: deque[tuple[Future[Any], int]] = deque()
         try:
             chunks: Iterator[RawChunk] = reader.chunks(chunk_size)
@@ -224,7 +235,7 @@ def import_file(store: Store, settings: Settings, project: Project, kind: str,
 
 
 def _write_next(pending: deque[tuple[Future[Any], int]],
-                write: Callable[[list[Prepared | Reject]], BatchResult],
+                write: Callable[[Any], BatchResult],
                 result: ImportResult, sink: _RejectsFile, max_errors: int,
                 bar: _Progress) -> None:
     fut, position = pending.popleft()
