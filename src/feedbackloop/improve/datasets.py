@@ -11,7 +11,7 @@ happens before the transaction: a failed build stores nothing.
 
 The content hash is SHA-256 over canonical JSON (sorted keys) of the recipe, the validated
 parameters (defaults included) and the rows sorted by their own canonical JSON, each row
-being its data, split and sorted feedback client ids. Building the same recipe on the same
+being ``[data, sorted feedback client ids, split]``. Building the same recipe on the same
 data gives the same hash, in any database; each build is still a new version of the name.
 """
 
@@ -116,9 +116,12 @@ def _row_fields(recipe: str, data: dict[str, Any]) -> tuple[str, ...]:
     return (data["text"],)
 
 
-def _group_key(prompt: str) -> str:
-    return hashlib.blake2b(normalise(prompt).encode("utf-8", "surrogatepass"),
-                           digest_size=16, person=b"fl-group").hexdigest()
+def _group_key(prompt: str, cache: dict[str, str]) -> str:
+    text = cache.get(prompt)
+    if text is None:
+        text = cache[prompt] = normalise(prompt)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16,
+                           person=b"fl-group").hexdigest()
 
 
 def _summary(dropped: dict[str, int]) -> str:
@@ -151,25 +154,36 @@ def build_dataset(store: Store, project: Project | str, name: str, recipe: str,
     keep = np.ones(len(cands), dtype=bool)
     if p.pii_check:
         redactor = Redactor("drop")
+        clean: dict[str, bool] = {}  # prompts and outputs recur across rows: check once
         for i, data in enumerate(cands.data):
-            try:
-                for t in _texts(data):
-                    redactor.redact(t)
-            except PIIFound:
-                keep[i] = False
+            for t in _texts(data):
+                ok = clean.get(t)
+                if ok is None:
+                    try:
+                        redactor.redact(t)
+                        ok = True
+                    except PIIFound:
+                        ok = False
+                    clean[t] = ok
+                if not ok:
+                    keep[i] = False
+                    break
         dropped["pii"] = int((~keep).sum())
-    # canonical order: by content, then lineage
+    # canonical order: by content, then lineage. A row's canonical JSON is
+    # [data, feedback ids, split]; without the split it orders the rows.
     for ids in cands.feedback_ids:
         ids.sort()
     keys = [orjson.dumps([d, f], option=_SORT) for d, f in zip(cands.data, cands.feedback_ids,
                                                              strict=True)]
     order = [i for i in sorted(range(len(cands)), key=keys.__getitem__) if keep[i]]
+    normalised: dict[str, str] = {}
 
     step("dedupe", 2, total)
     if p.dedupe or p.near_duplicates:
         res = dedupe_rows([_row_fields(recipe, cands.data[i]) for i in order],
                           exact=p.dedupe, near=p.near_duplicates, threshold=p.near_threshold,
-                          shingle_size=p.shingle_size, num_perm=p.num_perm)
+                          shingle_size=p.shingle_size, num_perm=p.num_perm,
+                          cache=normalised)
         dropped["duplicate"] = res.n_duplicate
         dropped["near_duplicate"] = res.n_near_duplicate
         order = [i for i, k in zip(order, res.keep.tolist(), strict=True) if k]
@@ -188,7 +202,14 @@ def build_dataset(store: Store, project: Project | str, name: str, recipe: str,
                 "a classifier or KTO needs at least two", field="recipe")
 
     step("split", 3, total)
-    groups = [_group_key(cands.prompts[i]) for i in order]
+    keyed: dict[str, str] = {}
+    groups = []
+    for i in order:
+        prompt = cands.prompts[i]
+        g = keyed.get(prompt)
+        if g is None:
+            g = keyed[prompt] = _group_key(prompt, normalised)
+        groups.append(g)
     if p.split_attribute is not None:
         splits = _given_splits(ctx, cands, order, p.split_attribute)
         check_no_leak([cands.prompts[i] for i in order], splits)
@@ -198,8 +219,7 @@ def build_dataset(store: Store, project: Project | str, name: str, recipe: str,
 
     rows = []
     for i, split, group in zip(order, splits, groups, strict=True):
-        blob = orjson.dumps({"data": cands.data[i], "feedback_ids": cands.feedback_ids[i],
-                             "split": split}, option=_SORT)
+        blob = keys[i][:-1] + b"," + orjson.dumps(split) + b"]"
         rows.append((blob, i, split, group))
     rows.sort(key=lambda r: r[0])
     params_json = p.model_dump(mode="json")

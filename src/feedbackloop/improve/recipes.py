@@ -13,7 +13,6 @@ labels ``{"text", "label", "confidence"}``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import Connection, and_, case, literal, or_, select, true
+from sqlalchemy import Connection, and_, case, literal, select, true, union
 
 from ..capture.browse import _attribute_equals, _db_ts
 from ..capture.projects import Project, Signal, get_signal, list_signals
@@ -200,6 +199,12 @@ class Interactions:
             np.zeros(keys.shape, dtype=bool)
         return np.where(found, pos, -1)
 
+    def prompt_codes(self) -> np.ndarray:
+        """One integer per distinct prompt text."""
+        codes: dict[str, int] = {}
+        return np.fromiter((codes.setdefault(t, len(codes)) for t in self.inputs),
+                           dtype=np.int64, count=len(self.inputs))
+
 
 @dataclass
 class Feedback:
@@ -288,11 +293,14 @@ class RecipeContext:
         p = self.params
         i, f = interactions, feedback
         scoped = and_(f.c.project_id == self.project.id, f.c.signal_id.in_(signal_ids))
-        wanted = or_(i.c.id.in_(select(f.c.interaction_id).where(scoped)),
-                     i.c.id.in_(select(f.c.interaction_b_id).where(
-                         scoped, f.c.interaction_b_id.is_not(None))))
+        # A join on the union of the referenced ids: `id IN (subquery) OR id IN (...)`
+        # made PostgreSQL rescan a million-row subquery per interaction.
+        parts = [select(f.c.interaction_id.label("iid")).where(scoped),
+                 select(f.c.interaction_b_id.label("iid")).where(
+                     scoped, f.c.interaction_b_id.is_not(None))]
         if extra is not None:
-            wanted = or_(wanted, i.c.id.in_(extra))
+            parts.append(extra)
+        referenced = union(*parts).subquery("referenced")
         conds = []
         if p.since is not None:
             conds.append(i.c.timestamp >= _db_ts(self.conn, p.since))
@@ -301,30 +309,32 @@ class RecipeContext:
         date_ok = case((and_(*conds), literal(1)), else_=literal(0)) if conds else literal(1)
         attr = [_attribute_equals(self.conn, k, v) for k, v in p.attributes.items()]
         attrs_ok = case((and_(*attr), literal(1)), else_=literal(0)) if attr else literal(1)
-        cols = [i.c.id, i.c.input, i.c.output, i.c.consent, i.c.model_version,
-                date_ok.label("date_ok"), attrs_ok.label("attrs_ok")]
+        wanted_cols = [i.c.id, i.c.input, i.c.output, i.c.consent, i.c.model_version,
+                       date_ok.label("date_ok"), attrs_ok.label("attrs_ok")]
         if p.split_attribute is not None:
-            cols.append(i.c.attributes[p.split_attribute].as_string().label("split_value"))
-        q = select(*cols).where(i.c.project_id == self.project.id, wanted).order_by(i.c.id)
+            wanted_cols.append(
+                i.c.attributes[p.split_attribute].as_string().label("split_value"))
+        q = (select(*wanted_cols).join(referenced, referenced.c.iid == i.c.id)
+             .where(i.c.project_id == self.project.id).order_by(i.c.id))
         rows = self.conn.execute(q).all()
         n = len(rows)
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-        consent = np.fromiter((bool(r[3]) for r in rows), dtype=bool, count=n)
-        version = np.fromiter((p.model_version is None or r[4] == p.model_version
-                               for r in rows), dtype=bool, count=n)
-        date = np.fromiter((bool(r[5]) for r in rows), dtype=bool, count=n)
-        attrs = np.fromiter((bool(r[6]) for r in rows), dtype=bool, count=n)
+        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(wanted_cols)
+        ids = np.array(cols[0], dtype=np.int64)
+        consent = np.array(cols[3], dtype=bool)
+        version = np.ones(n, dtype=bool) if p.model_version is None else \
+            np.array(cols[4], dtype=object) == p.model_version
+        date = np.array(cols[5], dtype=bool)
+        attrs = np.array(cols[6], dtype=bool)
         # the first failing filter names the reason
         reason = np.zeros(n, dtype=np.int8)
         for code, passed in ((4, date), (3, attrs), (2, version),
                              (1, consent if p.require_consent else np.ones(n, dtype=bool))):
             reason[~passed] = code
         self._reasons = reason
-        split = [r[7] for r in rows] if p.split_attribute is not None else [None] * n
+        split = list(cols[7]) if p.split_attribute is not None else [None] * n
         if p.split_attribute is not None:
             self.split_values.update(zip(ids.tolist(), split, strict=True))
-        return Interactions(ids, [r[1] for r in rows], [r[2] for r in rows], reason == 0,
-                            split)
+        return Interactions(ids, list(cols[1]), list(cols[2]), reason == 0, split)
 
     _REASONS = {1: "no_consent", 2: "model_version", 3: "cohort", 4: "date"}
 
@@ -344,29 +354,34 @@ class RecipeContext:
     # -- feedback ------------------------------------------------------------------------
     def feedback_of(self, signal: Signal, *, corrections: bool = False,
                     only_corrections: bool = False) -> Feedback:
-        f = feedback
-        cols = [f.c.id, f.c.client_id, f.c.interaction_id, f.c.interaction_b_id,
-                f.c.value_num, f.c.value_text, f.c.rater_id]
-        if corrections or only_corrections:
-            cols.append(f.c.correction)
-        q = select(*cols).where(f.c.project_id == self.project.id,
-                                f.c.signal_id == signal.id)
+        # The widest read of a build (a million rows): on the driver's cursor, skipping
+        # SQLAlchemy's per-row processing, which cost more than the query.
+        mark = "?" if self.conn.dialect.name == "sqlite" else "%s"
+        with_corr = corrections or only_corrections
+        sql = ("SELECT id, client_id, interaction_id, interaction_b_id, value_num, "
+               "value_text, rater_id" + (", correction" if with_corr else "") +
+               f" FROM feedback WHERE project_id = {mark} AND signal_id = {mark}")
         if only_corrections:
-            q = q.where(f.c.correction.is_not(None), f.c.correction != "")
-        rows = self.conn.execute(q.order_by(f.c.id)).all()
+            sql += " AND correction IS NOT NULL AND correction <> ''"
+        dbapi = self.conn.connection.dbapi_connection
+        assert dbapi is not None
+        cur = dbapi.cursor()
+        try:
+            cur.execute(sql + " ORDER BY id", (self.project.id, signal.id))
+            rows = cur.fetchall()
+        finally:
+            cur.close()
         n = len(rows)
         self.read += n
+        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * (8 if with_corr
+                                                                            else 7)
+        b = np.array(cols[3], dtype=float)
         fb = Feedback(
-            np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
-            _objects([r[1] for r in rows]),
-            np.fromiter((r[2] for r in rows), dtype=np.int64, count=n),
-            np.fromiter((-1 if r[3] is None else r[3] for r in rows), dtype=np.int64,
-                        count=n),
-            np.fromiter((math.nan if r[4] is None else r[4] for r in rows), dtype=float,
-                        count=n),
-            _objects([r[5] for r in rows]),
-            _objects([r[6] for r in rows]),
-            _objects([r[7] for r in rows]) if len(cols) > 7 else None)
+            np.array(cols[0], dtype=np.int64), _objects(list(cols[1])),
+            np.array(cols[2], dtype=np.int64),
+            np.where(np.isnan(b), -1, b).astype(np.int64) if n else np.zeros(0, np.int64),
+            np.array(cols[4], dtype=float), _objects(list(cols[5])),
+            _objects(list(cols[6])), _objects(list(cols[7])) if with_corr else None)
         return self._gold_filter(signal, fb)
 
     def _gold_filter(self, signal: Signal, fb: Feedback) -> Feedback:
@@ -480,34 +495,30 @@ def _pairwise(ctx: RecipeContext, sig: Signal, out: Candidates, inter: Interacti
     g_of[order] = np.repeat(np.arange(uniq.size), np.diff(bounds))
     votes = np.bincount(g_of * 3 + outcome, minlength=3 * uniq.size).reshape(-1, 3)
     top = votes.max(axis=1)
-    n_top = (votes == top[:, None]).sum(axis=1)
+    split = (votes == top[:, None]).sum(axis=1) > 1
     winner = votes.argmax(axis=1)
-    total = votes.sum(axis=1)
+    tie = ~split & (winner == 2)
+    agreement = top / np.maximum(votes.sum(axis=1), 1)
+    low = ~split & ~tie
+    low &= (agreement < p.min_agreement) if p.min_agreement is not None else False
     first = order[bounds[:-1]]
-    pa, pb = lo[first], hi[first]
-    ia, ib = inter.index(pa), inter.index(pb)
-    for g in range(uniq.size):
-        if n_top[g] > 1:
-            ctx.drop_rows("split_vote")
-            continue
-        if winner[g] == 2:
-            ctx.drop_rows("tie")
-            continue
-        agreement = top[g] / total[g]
-        if p.min_agreement is not None and agreement < p.min_agreement:
-            ctx.drop_rows("low_agreement")
-            continue
-        x, y = int(ia[g]), int(ib[g])
-        prompt = inter.inputs[x]
-        if inter.inputs[y] != prompt:
-            ctx.drop_rows("different_prompts")
-            continue
-        chosen, rejected = (x, y) if winner[g] == 0 else (y, x)
-        members = order[bounds[g]:bounds[g + 1]]
-        out.add({"prompt": prompt, "chosen": inter.outputs[chosen],
-                 "rejected": inter.outputs[rejected]}, prompt,
-                fb.pk[members].tolist(), _listed(fb.client_id, members),
-                [int(inter.ids[chosen]), int(inter.ids[rejected])])
+    ia, ib = inter.index(lo[first]), inter.index(hi[first])
+    codes = inter.prompt_codes()
+    differ = ~split & ~tie & ~low & (codes[ia] != codes[ib])
+    for reason, mask in (("split_vote", split), ("tie", tie), ("low_agreement", low),
+                         ("different_prompts", differ)):
+        ctx.drop_rows(reason, int(mask.sum()))
+    ok = ~(split | tie | low | differ)
+    chosen = np.where(winner == 0, ia, ib).tolist()
+    rejected = np.where(winner == 0, ib, ia).tolist()
+    pk_s, cid_s = fb.pk[order].tolist(), fb.client_id[order].tolist()
+    bl = bounds.tolist()
+    ids, inputs, outputs = inter.ids.tolist(), inter.inputs, inter.outputs
+    for g in np.nonzero(ok)[0].tolist():
+        x, y = chosen[g], rejected[g]
+        prompt = inputs[x]
+        out.add({"prompt": prompt, "chosen": outputs[x], "rejected": outputs[y]}, prompt,
+                pk_s[bl[g]:bl[g + 1]], cid_s[bl[g]:bl[g + 1]], [ids[x], ids[y]])
 
 
 def _mean_ratings(ctx: RecipeContext, sig: Signal, inter: Interactions,
@@ -532,33 +543,39 @@ def _mean_ratings(ctx: RecipeContext, sig: Signal, inter: Interactions,
 def _rating_gaps(ctx: RecipeContext, sig: Signal, out: Candidates, inter: Interactions) -> None:
     p = ctx.params
     pos, means, fb, order, bounds = _mean_ratings(ctx, sig, inter, p.min_ratings)
+    # plain lists: this loop touches every rated output once and every pair of a prompt
+    means_l, pos_l, ids = means.tolist(), pos.tolist(), inter.ids.tolist()
+    pk_s, cid_s, bl = fb.pk[order].tolist(), fb.client_id[order].tolist(), bounds.tolist()
+    inputs, outputs = inter.inputs, inter.outputs
+    min_gap, cap = p.min_gap - 1e-12, p.max_pairs_per_prompt
     by_prompt: dict[str, list[int]] = {}
     for g in np.nonzero(~np.isnan(means))[0].tolist():
-        by_prompt.setdefault(inter.inputs[int(pos[g])], []).append(g)
+        by_prompt.setdefault(inputs[pos_l[g]], []).append(g)
+    capped = same = 0
     for prompt, members in by_prompt.items():
         if len(members) < 2:
             continue
         # best first; ties by interaction key, so the result does not depend on row order
-        members.sort(key=lambda g: (-means[g], inter.ids[pos[g]]))
+        members.sort(key=lambda g: (-means_l[g], ids[pos_l[g]]))
         pairs = []
         for i, gi in enumerate(members):
             for gj in members[i + 1:]:
-                gap = means[gi] - means[gj]
-                if gap >= p.min_gap - 1e-12:
+                gap = means_l[gi] - means_l[gj]
+                if gap >= min_gap:
                     pairs.append((gap, gi, gj))
-        pairs.sort(key=lambda t: (-t[0], inter.ids[pos[t[1]]], inter.ids[pos[t[2]]]))
-        ctx.drop_rows("capped", max(0, len(pairs) - p.max_pairs_per_prompt))
-        for _gap, gi, gj in pairs[:p.max_pairs_per_prompt]:
-            x, y = int(pos[gi]), int(pos[gj])
-            if inter.outputs[x] == inter.outputs[y]:
-                ctx.drop_rows("same_output")
+        if len(pairs) > 1:
+            pairs.sort(key=lambda t: (-t[0], ids[pos_l[t[1]]], ids[pos_l[t[2]]]))
+        capped += max(0, len(pairs) - cap)
+        for _gap, gi, gj in pairs[:cap]:
+            x, y = pos_l[gi], pos_l[gj]
+            if outputs[x] == outputs[y]:
+                same += 1
                 continue
-            members_fb = np.concatenate([order[bounds[gi]:bounds[gi + 1]],
-                                         order[bounds[gj]:bounds[gj + 1]]])
-            out.add({"prompt": prompt, "chosen": inter.outputs[x],
-                     "rejected": inter.outputs[y]}, prompt,
-                    fb.pk[members_fb].tolist(), _listed(fb.client_id, members_fb),
-                    [int(inter.ids[x]), int(inter.ids[y])])
+            out.add({"prompt": prompt, "chosen": outputs[x], "rejected": outputs[y]}, prompt,
+                    pk_s[bl[gi]:bl[gi + 1]] + pk_s[bl[gj]:bl[gj + 1]],
+                    cid_s[bl[gi]:bl[gi + 1]] + cid_s[bl[gj]:bl[gj + 1]], [ids[x], ids[y]])
+    ctx.drop_rows("capped", capped)
+    ctx.drop_rows("same_output", same)
 
 
 def build_preference(ctx: RecipeContext) -> Candidates:
