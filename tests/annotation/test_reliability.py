@@ -226,6 +226,15 @@ def test_csv_bad_input_names_lines_and_columns(tmp_path: Path) -> None:
         agreement_from_csv(tmp_path / "empty.csv")
     with pytest.raises(NotFound, match="no file"):
         agreement_from_csv(tmp_path / "missing.csv")
+    with pytest.raises(InvalidInput, match="the delimiter must be one character"):
+        agreement_from_csv(path, delimiter=";;")
+    (tmp_path / "latin.csv").write_bytes(b"unit,rater,value\nu1,\xe9,1\n")
+    with pytest.raises(InvalidInput, match=r"latin\.csv is not UTF-8 text"):
+        agreement_from_csv(tmp_path / "latin.csv")
+    wide = tmp_path / "wide.csv"
+    wide.write_text("unit,rater,value\nu1,A,1,extra\n")
+    with pytest.raises(InvalidInput, match=r"line 2 of wide\.csv has more fields than the"):
+        agreement_from_csv(wide)
 
 
 # ------------------------------------------------------------------ stored feedback

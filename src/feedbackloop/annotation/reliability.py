@@ -348,6 +348,9 @@ def agreement_from_csv(path: str | Path, *, level: str = "nominal", unit: str = 
     """:func:`agreement_summary` of a long-format CSV file with a header row: one rating
     per row, columns ``unit``, ``rater`` and ``value`` (names configurable); an empty
     value is a missing rating. Messages name the file's line numbers."""
+    if len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise InvalidInput(f"the delimiter must be one character other than a quote or a "
+                           f"line break, got {delimiter!r}", field="delimiter")
     file = Path(path)
     if not file.is_file():
         raise NotFound(f"no file {str(file)!r}", field="file")
