@@ -420,6 +420,10 @@ def test_project_agreement_bad_input(store: Store, settings: Settings) -> None:
         project_agreement(store, project, "empty")
     with pytest.raises(NotFound, match="no signal 'missing'"):
         project_agreement(store, project, "missing")
+    with pytest.raises(InvalidInput, match="the window must be 1-1,000,000"):
+        project_agreement(store, project, "topic", window=0)
+    with pytest.raises(InvalidInput, match="the drift threshold must be between 0 and 1"):
+        project_agreement(store, project, "topic", drift_threshold=1.5)
     single = project_agreement(store, project, "topic")
     assert single["krippendorff_alpha"] is None and single["raters"][0]["drift"] is False
 

@@ -149,6 +149,12 @@ def test_aggregate_command(cli: Cli, store: Store, settings: Settings,
     assert "method 'mean' aggregates binary, ordinal, numeric signals" in bad.stderr
     bad = cli("aggregate", "-p", "rel", "-s", "topic", "-m", "median", code=2)
     assert "median" in bad.stderr
+    bad = cli("aggregate", "-p", "rel", "-s", "topic", "-m", "majority", "-o",
+              str(tmp_path / "no" / "such.csv"), code=2)
+    assert "no directory" in bad.stderr
+    assert cli.json("aggregate", "-p", "rel", "-s", "topic", "-m", "majority")["id"] == 4
+    bad = cli("agreement", "-p", "rel", "-s", "topic", "--window", "0", code=2)
+    assert "the window must be 1-1,000,000 annotations" in bad.stderr
 
 
 def test_aggregate_bradley_terry_prints_the_ranking(cli: Cli, store: Store,

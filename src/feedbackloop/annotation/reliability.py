@@ -573,6 +573,13 @@ def project_agreement(store: Store, project: Project | str, signal: str, *,
     campaign's, else 0.6), ``window``, ``min_items``, ``superseded`` and ``calibration``
     (the items with the most disagreement, for a calibration campaign; else None).
     """
+    if not 1 <= window <= 1_000_000:
+        raise InvalidInput("the window must be 1-1,000,000 annotations", field="window")
+    if not 1 <= min_items <= 1_000_000:
+        raise InvalidInput("min_items must be 1-1,000,000", field="min_items")
+    if drift_threshold is not None and not 0.0 <= drift_threshold <= 1.0:
+        raise InvalidInput("the drift threshold must be between 0 and 1",
+                           field="drift_threshold")
     with store.read() as conn:
         proj = _resolve(conn, project)
         sig = get_signal(conn, proj.id, signal)

@@ -208,6 +208,9 @@ def aggregate_command(
 ) -> None:
     """Aggregate a signal's human ratings into one label (or mean, or ranking) per item;
     the result is saved and its id printed."""
+    if output is not None and not output.parent.is_dir():
+        raise InvalidInput(f"cannot write {str(output)!r}: no directory "
+                           f"{str(output.parent)!r}", field="output")
     with open_store(db) as (_settings, store):
         from ..annotation.aggregate import aggregate
 
