@@ -76,7 +76,7 @@ def test_train_then_serve_to_a_cohort_promote_and_roll_back(cli: Cli, tmp_path: 
     assert {a["version"] for a in answers} <= {"rm-1", "rm-2"}
     free = cli("models", "resolve", "-p", "shop", "reward", "-u", "u1", "-a",
                "tier=free").stdout
-    assert "reward for u1: rm-1 (live; the default (live))" in free
+    assert "reward for u1: rm-1 (live; the default)" in free
 
     over = cli("models", "toggle", "-p", "shop", "reward", "--rules",
                json.dumps([{"split": {"rm-1": 70, "rm-2": 40}}]), code=2)

@@ -92,3 +92,24 @@ def test_embedding_features_are_unit_vectors_from_the_shared_encoder(tmp_path: P
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.array_equal(vectors[0], vectors[1])
     features.close()
+
+
+@pytest.mark.parametrize("wanted", [3, 40])  # a few keys: sorted look-ups; most: a scan
+def test_cached_vectors_are_read_in_bulk_without_the_encoder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wanted: int) -> None:
+    from feedbackloop.improve import features as feats
+    from feedbackloop.scoring._embedding_cache import DiskCache, text_key
+
+    rng = np.random.default_rng(0)
+    texts = [f"text {i}" for i in range(50)]
+    vectors = rng.normal(size=(50, 384)).astype(np.float32)
+    cache = DiskCache(tmp_path, "all-MiniLM-L6-v2", 384)
+    cache.put_many([(text_key(t), v) for t, v in zip(texts, vectors, strict=True)])
+    cache.close()
+    monkeypatch.setattr(feats, "BULK_READ_MIN", 2)
+    features = TextFeatures.fit("embeddings", [], cache_dir=str(tmp_path))
+    asked = [texts[i] for i in range(wanted)] + [texts[0]]
+    got = features.transform(asked)
+    assert np.array_equal(got, np.vstack([vectors[:wanted], vectors[:1]]))
+    assert features._encoder.encoded == 0  # every vector came from the file
+    features.close()

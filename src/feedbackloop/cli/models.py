@@ -264,7 +264,7 @@ def resolve_command(
     if json:
         echo_json(answer)
         return
-    why = f"rule {answer['rule']}" if answer["rule"] is not None else "the default (live)"
+    why = f"rule {answer['rule']}" if answer["rule"] is not None else "the default"
     out().print(f"{escape(component)} for {escape(unit)}: "
                 f"{escape(str(answer['version']))} ({answer['status']}; {why})")
 
