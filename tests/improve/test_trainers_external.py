@@ -121,3 +121,24 @@ def test_a_failing_command_fails_the_run_with_its_stderr_and_registers_nothing(
     assert [r.status for r in runs] == ["failed"] * 5
     assert runs[0].error is not None and runs[0].error.endswith("CUDA out of memory")
     assert len(runs[0].error) < 2200  # the tail, not all 5,000 characters
+
+
+def test_export_task_hands_the_command_the_training_library_files(
+        store: Store, prefs: int, tmp_path: Path) -> None:
+    reader = tmp_path / "read_dpo.py"
+    reader.write_text(
+        "import json, os, pathlib\n"
+        "folder = pathlib.Path(os.environ['FEEDBACKLOOP_DATASET'])\n"
+        "names = sorted(p.name for p in folder.iterdir())\n"
+        "first = json.loads((folder / 'train.jsonl').read_text().splitlines()[0])\n"
+        "open(os.environ['FEEDBACKLOOP_ARTIFACT'], 'w').write('ok')\n"
+        "json.dump({'files': names, 'columns': sorted(first)},\n"
+        "          open(os.environ['FEEDBACKLOOP_METRICS'], 'w'))\n")
+    _, version = train(store, "shop", "external", "prefs", artifact_root=tmp_path / "art",
+                       params={"command": [sys.executable, str(reader)],
+                               "export_task": "dpo"})
+    assert "train.jsonl" in version.metrics["files"]
+    assert version.metrics["columns"] == ["chosen", "prompt", "rejected"]
+    with pytest.raises(InvalidInput, match="task"):
+        train(store, "shop", "external", "prefs", artifact_root=tmp_path / "art",
+              params={"command": [sys.executable, str(reader)], "export_task": "kto"})

@@ -7,7 +7,10 @@ placeholders in its arguments:
 
 =========================  ====================================================
 ``FEEDBACKLOOP_DATASET``   the exported dataset: JSONL, one row a line with its
-                           ``split`` (train, validation, test) and the row's fields
+                           ``split`` (train, validation, test) and the row's fields;
+                           with ``export_task`` (``dpo``, ``reward``, ``kto``,
+                           ``sft``…) a folder of the files :mod:`..exports` writes
+                           for that training task (one per split, and the card)
 ``FEEDBACKLOOP_ARTIFACT``  where to write the model: a file or a folder (a folder
                            is stored as a reproducible tar)
 ``FEEDBACKLOOP_METRICS``   optional: write a JSON object of metrics here
@@ -64,7 +67,9 @@ class ExternalTrainer:
     name = "external"
     tasks: tuple[str, ...] = ()
     component = "generation"
-    params: dict[str, Any] = {"command": None, "timeout": 3600, "env": {}}
+    params: dict[str, Any] = {"command": None, "timeout": 3600, "env": {},
+                              "export_task": None, "export_style": "standard",
+                              "export_format": "jsonl"}
 
     def fit(self, ctx: TrainContext) -> TrainOutput:
         command = ctx.params.get("command")
@@ -85,8 +90,7 @@ class ExternalTrainer:
         if not isinstance(extra, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                   for k, v in extra.items()):
             raise InvalidInput("parameter 'env' must map names to text values", field="env")
-        assert ctx.export is not None
-        dataset = ctx.export(ctx.workdir / "dataset.jsonl")
+        dataset = self._export(ctx)
         artifact = ctx.workdir / "artifact"
         metrics_path = ctx.workdir / "metrics.json"
         places = {"dataset": str(dataset), "artifact": str(artifact),
@@ -135,6 +139,24 @@ class ExternalTrainer:
                                "artifact_kind": "folder" if artifact.is_dir() else "file"}
         ctx.progress("command", 1, 1)
         return TrainOutput(artifact, metrics, description=f"external: {shlex.join(args)}"[:500])
+
+    def _export(self, ctx: TrainContext) -> Any:
+        """The plain JSONL of every row, or with ``export_task`` the training library's
+        files (improve.exports: one file per split and the dataset card, in a folder)."""
+        task = ctx.params.get("export_task")
+        if task is None:
+            assert ctx.export is not None
+            return ctx.export(ctx.workdir / "dataset.jsonl")
+        from ..datasets import get_dataset_by_id
+        from ..exports import export_dataset
+
+        with ctx.store.read() as conn:
+            ds = get_dataset_by_id(conn, ctx.project, ctx.dataset.id)
+        folder = ctx.workdir / "dataset"
+        export_dataset(ctx.store, ctx.project, ds, folder, task=str(task),
+                       style=str(ctx.params.get("export_style")),
+                       format=str(ctx.params.get("export_format")))
+        return folder
 
     def load(self, data: bytes) -> ExternalModel:
         return ExternalModel(data)
