@@ -113,16 +113,17 @@ def test_an_open_lease_is_resumed_and_items_come_in_position_order(
 def test_an_expired_lease_returns_the_item_to_the_pool(store: Store,
                                                        settings: Settings) -> None:
     project = make_project(store, settings, n=20)
-    camp = _campaign(store, project, overlap=1, lease_minutes=10)
+    camp = _campaign(store, project, overlap=1, budget=3, lease_minutes=10)
     t0 = utcnow()
     held = next_item(store, project, camp, "ann", now=t0)
     assert held is not None and held.position == 0
-    # before the end of the lease bob gets the next item; after it, ann's item
+    # before the end of ann's lease bob gets the next item
     early = next_item(store, project, camp, "bob", now=t0 + timedelta(minutes=5))
     assert early is not None and early.position == 1
     submit(store, project, camp, "bob", early.assignment_id, {"quality": 2},
            settings=settings, now=t0 + timedelta(minutes=6))
-    late = next_item(store, project, camp, "bob", now=t0 + timedelta(minutes=11))
+    # after it, ann's item is back in the pool: the next rater who reaches it gets it
+    late = next_item(store, project, camp, "cat", now=t0 + timedelta(minutes=11))
     assert late is not None and late.item_id == held.item_id
     with store.read() as conn:
         status = conn.execute(select(assignments.c.status).where(
@@ -130,16 +131,22 @@ def test_an_expired_lease_returns_the_item_to_the_pool(store: Store,
         n_active = conn.execute(select(campaign_items.c.n_active).where(
             campaign_items.c.id == held.item_id)).scalar_one()
     assert status == "expired" and n_active == 1
-    with pytest.raises(Conflict) as exc:  # bob holds the only place now
+    with pytest.raises(Conflict) as exc:  # cat holds the only place now
         submit(store, project, camp, "ann", held.assignment_id, {"quality": 4},
                settings=settings, now=t0 + timedelta(minutes=12))
     assert "expired" in exc.value.message and exc.value.details["field"] == "assignment"
-    # ann is offered the item again once bob gives it back: an expired row may be re-leased
-    skip(store, project, camp, "bob", late.assignment_id, "not my language",
+    skip(store, project, camp, "cat", late.assignment_id, "not my language",
          now=t0 + timedelta(minutes=13))
-    back = next_item(store, project, camp, "ann", now=t0 + timedelta(minutes=14))
+    # ann goes on after her latest item first; the freed item before it comes when
+    # nothing is left after it, and an expired row of hers is leased again
+    nxt = next_item(store, project, camp, "ann", now=t0 + timedelta(minutes=14))
+    assert nxt is not None and nxt.position == 2
+    submit(store, project, camp, "ann", nxt.assignment_id, {"quality": 3},
+           settings=settings, now=t0 + timedelta(minutes=15))
+    back = next_item(store, project, camp, "ann", now=t0 + timedelta(minutes=16))
     assert back is not None and back.item_id == held.item_id
     assert back.assignment_id == held.assignment_id
+    assert next_item(store, project, camp, "bob", now=t0 + timedelta(minutes=17)) is None
 
 
 def test_a_late_submit_on_an_unswept_lease_is_accepted(store: Store,

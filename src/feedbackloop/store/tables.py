@@ -332,6 +332,8 @@ assignments = Table(
     UniqueConstraint("item_id", "rater"),
     Index(None, "campaign_id", "rater", "status"),
     Index(None, "campaign_id", "status", "expires_at"),
+    # The rater's latest assignment: where in the serving order to look next.
+    Index(None, "campaign_id", "rater", "id"),
 )
 
 # Links the feedback rows a rater submitted to the assignment they answered.

@@ -233,6 +233,11 @@ def upgrade() -> None:
             ["campaign_id", "status", "expires_at"],
             unique=False,
         )
+        batch_op.create_index(
+            batch_op.f("ix_assignments_campaign_id_rater_id"),
+            ["campaign_id", "rater", "id"],
+            unique=False,
+        )
 
     op.create_table(
         "annotation_links",
@@ -289,6 +294,7 @@ def downgrade() -> None:
 
     op.drop_table("annotation_links")
     with op.batch_alter_table("assignments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_assignments_campaign_id_rater_id"))
         batch_op.drop_index(batch_op.f("ix_assignments_campaign_id_status_expires_at"))
         batch_op.drop_index(batch_op.f("ix_assignments_campaign_id_rater_status"))
 
