@@ -490,6 +490,9 @@ def test_campaign_page_shows_agreement_drift_and_aggregated_labels(
     assert r.status_code == 303
     page = client.get(url).text
     assert 'id="campaign-status">closed' in page
+    _as(client, "ann")  # a closed campaign serves nothing
+    page = client.get(f"{url}/work").text
+    assert "This campaign is closed." in page and 'id="rate-form"' not in page
 
 
 def test_calibration_campaign_lists_the_most_disagreed_items(

@@ -39,7 +39,7 @@ from ..annotation.guidelines import Guideline, create_guideline, get_guideline, 
 from ..annotation.markdown import render_markdown
 from ..annotation.reliability import project_agreement
 from ..capture.projects import Project, Signal, get_signal, list_signals
-from ..errors import Conflict, FeedbackloopError, InvalidInput, NotFound
+from ..errors import Conflict, FeedbackloopError, InvalidInput, NotFound, PermissionDenied
 from ..store import Store
 from ..store.tables import memberships, users
 from .annotation_api import POLICIES, campaign_spec_from, export_response
@@ -586,6 +586,9 @@ def _workspace(request: Request, principal: Principal, name: str, campaign_id: i
     project = _readable_project(store, principal, name)
     principal.require(project.id, Action.ANNOTATE)
     campaign = _campaign_by_id(store, project, campaign_id)
+    if principal.name not in campaign.raters:
+        raise PermissionDenied(f"{principal.name!r} is not a rater of campaign "
+                               f"{campaign.name!r}", field="rater")
     item = None
     if campaign.status == "active":
         item = next_item(store, project, campaign, principal.name)
