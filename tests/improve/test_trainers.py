@@ -13,7 +13,13 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from feedbackloop.errors import ConfigurationError, Conflict, InvalidInput, NotFound
+from feedbackloop.errors import (
+    ConfigurationError,
+    Conflict,
+    FeedbackloopError,
+    InvalidInput,
+    NotFound,
+)
 from feedbackloop.improve import registry as reg
 from feedbackloop.improve.trainers import (
     available_trainers,
@@ -255,6 +261,15 @@ def test_a_plugin_trainer_trains_like_a_builtin(store: Store, site: tuple[Path, 
     assert version.component == "generation" and version.metrics == {"mean": 11.0}
     assert reg.load_model(store, "shop", "generation", version.name).predict({}) == 11.0
     assert run.params["scale"] == 2.0
+    # a plug-in's own bug (no training rows: a division by zero) fails its run, named
+    empty = insert_dataset(store, "shop", "sft", "sft", [{"prompt": "p", "completion": "c"}],
+                           splits=["test"])
+    with pytest.raises(FeedbackloopError, match=r"training run 2 \(mean-length\) failed: "
+                                                "ZeroDivisionError"):
+        train(store, "shop", "mean-length", empty, artifact_root=tmp_path / "art")
+    with store.read() as conn:
+        failed = get_training_run(conn, "shop", 2)
+    assert failed.status == "failed" and str(failed.error).startswith("ZeroDivisionError")
 
 
 def test_plugin_registry_errors(site: tuple[Path, str]) -> None:

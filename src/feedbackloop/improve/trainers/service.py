@@ -183,8 +183,9 @@ def train(store: Store, project: Project | str, trainer: str, dataset: Any, *,
     the newest version by default) and register the result as a candidate version named
     ``name`` (default ``<trainer>-<run id>``) of ``component`` (default: the trainer's).
 
-    A failure inside the trainer finishes the run as ``failed`` (error kept) and raises;
-    nothing is registered."""
+    A failure inside the trainer finishes the run as ``failed`` (error kept) and raises
+    (our errors as they are, anything else as a FeedbackloopError naming the run); nothing
+    is registered."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise InvalidInput(f"seed must be an integer from 0 to 2^31-1, not {seed!r}",
                            field="seed")
@@ -238,9 +239,11 @@ def train(store: Store, project: Project | str, trainer: str, dataset: Any, *,
         _finish_failed(store, run_id, exc.message)
         exc.details.setdefault("training_run_id", run_id)
         raise
-    except Exception as exc:
-        _finish_failed(store, run_id, f"{type(exc).__name__}: {exc}")
-        raise
+    except Exception as exc:  # a bug in a trainer or a library: the run says what it was
+        message = f"{type(exc).__name__}: {exc}"
+        _finish_failed(store, run_id, message)
+        raise FeedbackloopError(f"training run {run_id} ({trainer}) failed: {message}",
+                                training_run_id=run_id) from exc
     report("done", 1, 1)
     with store.read() as conn:
         return get_training_run(conn, p, run_id), version
