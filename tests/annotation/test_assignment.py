@@ -421,3 +421,32 @@ def test_a_calibration_campaign_gives_every_item_to_every_rater(
     with pytest.raises(InvalidInput) as exc:
         _campaign(store, project, name="cal2", kind="calibration", gold_rate=0.1)
     assert exc.value.field == "gold_rate"
+
+
+def test_progress_counts_what_is_left_for_the_rater(store: Store, settings: Settings,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedbackloop.annotation import assignment
+
+    project = make_project(store, settings, n=20)
+    camp = _campaign(store, project, overlap=2, budget=6, raters=["ann", "bob"])
+    with store.read() as conn:
+        assert rater_progress(conn, camp, "ann") == {
+            "rater": "ann", "done": 0, "skipped": 0, "leased": 0, "gold_done": 0,
+            "remaining": 6, "remaining_capped": False, "total": 6}
+    _work(store, project, camp, "ann", settings)
+    _work(store, project, camp, "ann", settings)
+    held = next_item(store, project, camp, "ann")
+    assert held is not None
+    skip(store, project, camp, "bob", next_item(store, project, camp, "bob").assignment_id,
+         "unsure")  # type: ignore[union-attr]
+    with store.read() as conn:
+        ann = rater_progress(conn, camp, "ann")
+        bob = rater_progress(conn, camp, "bob")
+    # ann: 2 done, 1 held (counted as left), 3 untouched
+    assert (ann["done"], ann["leased"], ann["remaining"]) == (2, 1, 4)
+    # bob skipped item 0 for good: 5 left
+    assert (bob["skipped"], bob["remaining"]) == (1, 5)
+    monkeypatch.setattr(assignment, "REMAINING_CAP", 2)
+    with store.read() as conn:
+        capped = rater_progress(conn, camp, "bob")
+    assert capped["remaining"] == 2 and capped["remaining_capped"] is True

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, and_, exists, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..capture.ingest import Ingestor
@@ -515,34 +515,47 @@ def skip(store: Store, project: Project | str, campaign: Campaign | str | int, r
                          .values(n_active=ci.c.n_active - 1))
 
 
+REMAINING_CAP = 1000
+
+
 def rater_progress(conn: Connection, campaign: Campaign, rater: str) -> dict[str, Any]:
-    """The rater's counts: done and skipped (regular items), gold done, and the regular
-    items still open to them (a free place, not yet held by them); ``total`` is the
-    campaign's number of regular items."""
+    """The rater's counts: ``done``, ``skipped`` and ``leased`` (regular items),
+    ``gold_done``, and ``remaining``: the regular items still open to them (their current
+    item included), counted up to :data:`REMAINING_CAP` (``remaining_capped`` says there
+    are more), so the count costs the same in a campaign of a million items. ``total`` is
+    the campaign's number of regular items."""
     a, ci = assignments, campaign_items
     counts = {s: 0 for s in ("leased", "done", "skipped", "expired")}
-    gold_done = 0
-    for status, is_gold, n in conn.execute(
-            select(a.c.status, ci.c.is_gold, func.count()).join(ci, ci.c.id == a.c.item_id)
-            .where(a.c.campaign_id == campaign.id, a.c.rater == rater)
-            .group_by(a.c.status, ci.c.is_gold)):
-        if is_gold:
-            gold_done += int(n) if status == "done" else 0
-        else:
-            counts[status] = counts.get(status, 0) + int(n)
+    for status, n in conn.execute(select(a.c.status, func.count()).where(
+            a.c.campaign_id == campaign.id, a.c.rater == rater).group_by(a.c.status)):
+        counts[status] = counts.get(status, 0) + int(n)
+    # Gold items are few: count the rater's rows on them from the gold side.
+    gold = {status: int(n) for status, n in conn.execute(
+        select(a.c.status, func.count()).select_from(ci.join(a, and_(
+            a.c.item_id == ci.c.id, a.c.rater == rater)))
+        .where(ci.c.campaign_id == campaign.id, ci.c.is_gold.is_(True))
+        .group_by(a.c.status))}
+    for status, n in gold.items():
+        counts[status] -= n
     total = campaign.options.get("n_items")
     if total is None:
         total = conn.execute(select(func.count()).where(
             ci.c.campaign_id == campaign.id, ci.c.is_gold.is_(False))).scalar_one()
-    free = int(conn.execute(select(func.count()).where(
+    held = ~exists().where(a.c.item_id == ci.c.id, a.c.rater == rater,
+                           a.c.status.in_(_HELD))
+    open_items = select(ci.c.id).where(
         ci.c.campaign_id == campaign.id, ci.c.is_gold.is_(False),
-        ci.c.n_active < campaign.overlap)).scalar_one())
-    # Free items this rater held already (skipped, or an expired lease they took again
-    # would count; done items hold a place so they are not free).
-    mine_free = int(conn.execute(select(func.count()).select_from(
-        a.join(ci, ci.c.id == a.c.item_id)).where(
-        a.c.campaign_id == campaign.id, a.c.rater == rater, a.c.status.in_(_HELD),
-        ci.c.is_gold.is_(False), ci.c.n_active < campaign.overlap)).scalar_one())
+        ci.c.n_active < campaign.overlap, held)
+    # After the rater's latest item first (where next_item looks first), then anywhere.
+    after = _latest_position(conn, campaign, rater)
+    n_open = int(conn.execute(select(func.count()).select_from(
+        open_items.where(ci.c.position > after).limit(REMAINING_CAP + 1).subquery())
+    ).scalar_one())
+    if n_open == 0 and after >= 0:
+        n_open = int(conn.execute(select(func.count()).select_from(
+            open_items.limit(REMAINING_CAP + 1).subquery())).scalar_one())
+    capped = n_open > REMAINING_CAP
     return {"rater": rater, "done": counts["done"], "skipped": counts["skipped"],
-            "leased": counts["leased"], "gold_done": gold_done,
-            "remaining": max(free - mine_free, 0) + counts["leased"], "total": int(total)}
+            "leased": counts["leased"], "gold_done": gold.get("done", 0),
+            "remaining": min(n_open, REMAINING_CAP) + counts["leased"],
+            "remaining_capped": capped, "total": int(total)}
