@@ -115,6 +115,13 @@ def test_train_errors_exit_with_code_2(cli: Cli) -> None:
     assert "no dataset 'nope'" in bad.stderr
     bad = cli("train", "-p", "shop", "-t", "classifier", "-d", "prefs", code=2)
     assert "trains on labels datasets; prefs@1 is a preference dataset" in bad.stderr
+    bad = cli("train", "-p", "shop", "-t", "external", "-d", "prefs", "--param",
+              "command=no-such-binary-here", code=2)
+    assert "'no-such-binary-here' was not found" in bad.stderr
+    runs = cli.json("models", "runs", "-p", "shop")
+    assert [(r["trainer"], r["status"]) for r in runs] == [("external", "failed")]
+    assert "was not found" in runs[0]["error"]
+    assert "was not found" in cli("models", "runs", "-p", "shop").stdout
     bad = cli("models", "promote", "-p", "shop", "reward", "x", "--to", "gold", code=2)
     assert "gold" in bad.stderr
     bad = cli("models", "resolve", "-p", "shop", "reward", "-u", "u", code=2)
@@ -124,7 +131,8 @@ def test_train_errors_exit_with_code_2(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize("command", [["train"], ["models"], ["models", "list"],
-                                     ["models", "show"], ["models", "promote"],
+                                     ["models", "show"], ["models", "runs"],
+                                     ["models", "promote"],
                                      ["models", "rollback"], ["models", "resolve"],
                                      ["models", "toggle"]])
 def test_every_command_has_help(command: list[str]) -> None:

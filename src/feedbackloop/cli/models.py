@@ -183,6 +183,24 @@ def list_command(
     out().print(table)
 
 
+def runs_command(project: ProjectName, db: Db = None, json: Json = False) -> None:
+    """List training runs: trainer, dataset, seed, status, and the error of a failed run."""
+    from ..improve.trainers import list_training_runs
+
+    with open_store(db) as (_settings, store), store.read() as conn:
+        runs = list_training_runs(conn, project)
+    if json:
+        echo_json([r.to_dict() for r in runs])
+        return
+    table = Table("run", "trainer", "dataset", "seed", "status", "started", "error")
+    for r in runs:
+        error = (r.error or "").strip().splitlines()
+        table.add_row(str(r.id), escape(r.trainer), escape(str(r.params.get("dataset", "-"))),
+                      str(r.seed), r.status, r.started_at.strftime("%Y-%m-%d %H:%M"),
+                      escape(error[-1][:80]) if error else "")
+    out().print(table)
+
+
 def show_command(project: ProjectName, component: Component,
                  name: Annotated[str, typer.Argument(metavar="VERSION")],
                  db: Db = None, json: Json = False) -> None:
@@ -341,9 +359,10 @@ def toggle_command(
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
     models = typer.Typer(help="Model versions: list, show, promote, roll back, resolve and "
-                              "toggle.", no_args_is_help=True)
+                              "toggle; training runs.", no_args_is_help=True)
     models.command("list")(list_command)
     models.command("show")(show_command)
+    models.command("runs")(runs_command)
     models.command("promote")(promote_command)
     models.command("rollback")(rollback_command)
     models.command("resolve")(resolve_command)
