@@ -266,3 +266,35 @@ def test_a_missing_or_altered_artifact_is_an_error_naming_version_and_hash(
         fetch(v1.artifact_uri, v1.artifact_hash, version="ranking/v1")
     with pytest.raises(InvalidInput, match="not made by a trainer"):
         reg.load_model(store, "shop", "ranking", "v1")
+
+
+def test_concurrent_promotions_leave_one_live_version(store: Store, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy.exc import OperationalError
+
+    names = [f"v{i}" for i in range(8)]
+    _register(store, tmp_path, *names)
+
+    def go(name: str) -> str:
+        try:
+            return reg.promote(store, "shop", "ranking", name).name
+        except OperationalError:  # SQLite: a writer that lost the race may be refused
+            return ""
+
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            done = [n for n in pool.map(go, names) if n]
+        assert done
+        statuses = _statuses(store)
+        assert list(statuses.values()).count("live") == 1
+        assert statuses[done[-1]] in ("live", "retired")
+    # every go-live after the first retired exactly the version live before it
+    with store.read() as conn:
+        events = reg.list_events(conn, "shop", "ranking")
+    live = None
+    for e in events:
+        if e["kind"] == "retired" and e["from_status"] == "live":
+            assert e["version"] == live
+        if e["to_status"] == "live":
+            live = e["version"]

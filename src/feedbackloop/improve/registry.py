@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..capture.projects import Project, get_project
 from ..errors import Conflict, InvalidInput, NotFound
@@ -216,10 +217,14 @@ def register_version(store: Store, project: Project | str, component: str, name:
             else ArtifactStore(artifact_root)
         stored = arts.put(artifact)
     if conn is None:
-        with store.transaction() as own:
-            version_id = _register(own, project, component, name, stored, trainer,
-                                   training_run_id, parent, metrics, dataset_ids,
-                                   description, created_by)
+        try:
+            with store.transaction() as own:
+                version_id = _register(own, project, component, name, stored, trainer,
+                                       training_run_id, parent, metrics, dataset_ids,
+                                       description, created_by)
+        except IntegrityError:  # the same name registered at the same moment elsewhere
+            raise Conflict(f"version {name!r} of component {component!r} exists already",
+                           field="name", component=component, version=name) from None
     else:
         version_id = _register(conn, project, component, name, stored, trainer,
                                training_run_id, parent, metrics, dataset_ids, description,
@@ -270,13 +275,19 @@ def _register(conn: Connection, project: Project | str, component: str, name: st
 
 
 def _lock_component(conn: Connection, project_id: int, component: str) -> list[Any]:
-    """The component's version rows, locked on PostgreSQL so that two promotions of one
-    component run one after the other (SQLite serialises writers anyway)."""
+    """The component's version rows, read under a lock so that two promotions (or toggle
+    changes) of one component run one after the other and the second sees the first's
+    result. PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite: the Python driver begins the
+    transaction only at the first write, so a plain read would see a state another writer
+    is about to change; a no-op UPDATE first takes the database's write lock (other writers
+    wait, up to the busy timeout) before anything is read."""
     t = model_versions
-    q = select(t.c.id, t.c.name, t.c.status).where(
-        t.c.project_id == project_id, t.c.component == component).order_by(t.c.id)
+    where = (t.c.project_id == project_id, t.c.component == component)
+    q = select(t.c.id, t.c.name, t.c.status).where(*where).order_by(t.c.id)
     if conn.dialect.name == "postgresql":
         q = q.with_for_update()
+    else:
+        conn.execute(t.update().where(*where).values(status=t.c.status))
     return list(conn.execute(q))
 
 
