@@ -225,7 +225,9 @@ def test_exact_and_near_duplicates_with_known_truth() -> None:
         words = originals[k].split()
         words[::2] = ["other"] * 15
         rows.append(("p", " ".join(words)))
-    res = dedupe_rows(rows, threshold=0.7)
+    # true Jaccard about 0.81 for the changed word, near 0 for half replaced: the margin
+    # to 0.6 is four standard errors of a 128-slot estimate
+    res = dedupe_rows(rows, threshold=0.6, num_perm=128)
     found = {i: (res.reason[i], int(res.duplicate_of[i])) for i in range(len(rows))
              if res.reason[i]}
     assert found == truth

@@ -173,8 +173,10 @@ def build_dataset(store: Store, project: Project | str, name: str, recipe: str,
     # [data, feedback ids, split]; without the split it orders the rows.
     for ids in cands.feedback_ids:
         ids.sort()
-    keys = [orjson.dumps([d, f], option=_SORT) for d, f in zip(cands.data, cands.feedback_ids,
-                                                             strict=True)]
+    dumps = orjson.dumps
+    data_json = [dumps(d, option=_SORT) for d in cands.data]
+    ids_json = [dumps(f) for f in cands.feedback_ids]
+    keys = [b"[" + d + b"," + f + b"]" for d, f in zip(data_json, ids_json, strict=True)]
     order = [i for i in sorted(range(len(cands)), key=keys.__getitem__) if keep[i]]
     normalised: dict[str, str] = {}
 
@@ -253,7 +255,7 @@ def build_dataset(store: Store, project: Project | str, name: str, recipe: str,
     for attempt in range(3):
         try:
             ds = _store(store, proj, name, recipe, params_json, content_hash, counts, rows,
-                        cands, created_by, ctx.aggregation_id)
+                        cands, (data_json, ids_json), created_by, ctx.aggregation_id)
             break
         except IntegrityError:
             if attempt == 2:
@@ -293,7 +295,8 @@ def _given_splits(ctx: RecipeContext, cands: Candidates, order: list[int],
 
 def _store(store: Store, proj: Project, name: str, recipe: str, params: dict[str, Any],
            content_hash: str, counts: dict[str, Any], rows: list[tuple[bytes, int, str, str]],
-           cands: Candidates, created_by: str, aggregation_id: int | None) -> Dataset:
+           cands: Candidates, blobs: tuple[list[bytes], list[bytes]], created_by: str,
+           aggregation_id: int | None) -> Dataset:
     now = utcnow()
     with store.transaction() as conn:
         prev = conn.execute(
@@ -305,13 +308,13 @@ def _store(store: Store, proj: Project, name: str, recipe: str, params: dict[str
             project_id=proj.id, name=name, version=version, recipe=recipe, params=params,
             content_hash=content_hash, counts=counts, card={}, created_by=created_by,
             created_at=now)).inserted_primary_key[0])  # type: ignore[index]
-        dumps = orjson.dumps
+        data_json, ids_json = blobs
         batch = []
         pks: set[int] = set()
         for pos, (_blob, i, split, group) in enumerate(rows):
             batch.append({"dataset_id": new_id, "position": pos, "split": split,
-                          "group_key": group, "data": dumps(cands.data[i]).decode(),
-                          "feedback_ids": dumps(cands.feedback_ids[i]).decode()})
+                          "group_key": group, "data": data_json[i].decode(),
+                          "feedback_ids": ids_json[i].decode()})
             pks.update(cands.feedback_pks[i])
             if len(batch) >= 20_000:
                 insert_rows(conn, dataset_rows, batch)

@@ -14,8 +14,9 @@ A row is a tuple of fields (a preference row: prompt, chosen, rejected). Two pas
 
 Shingles are tagged with their field, so ``(p, A, B)`` and ``(p, B, A)`` -- opposite
 preferences -- are never duplicates of each other. The signature of a row is the slot-wise
-minimum of its fields' signatures (MinHash of a union), so a text shared by many rows (a
-prompt, an output in several pairs) is hashed once.
+minimum of its fields' signatures, each field's rotated by its own number of slots (so each
+field is hashed by other functions: MinHash of the union of tagged shingles), and a text
+shared by many rows (a prompt, an output in several pairs) is hashed once.
 
 Everything runs in numpy: words are hashed once per distinct word (BLAKE2b, stable across
 processes), shingles by multiply-add on 64-bit words folded to 32 bits, and each signature
@@ -98,7 +99,7 @@ def _word_hash(word: str) -> int:
 
 
 class _Signer:
-    """MinHash signatures of normalised texts, per field tag."""
+    """MinHash signatures of normalised texts (``tag`` salts the shingles)."""
 
     def __init__(self, num_perm: int, shingle_size: int, seed: int = 1) -> None:
         rng = np.random.default_rng(seed)
@@ -109,7 +110,7 @@ class _Signer:
         self.num_perm = num_perm
         self.words: dict[str, int] = {}
 
-    def sign(self, texts: Sequence[str], tag: int) -> np.ndarray:
+    def sign(self, texts: Sequence[str], tag: int = 0) -> np.ndarray:
         """(len(texts), num_perm) uint32 signatures; an empty text gets all-max slots."""
         n = len(texts)
         sig = np.full((n, self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
@@ -140,7 +141,8 @@ class _Signer:
                 nxt[:-o] = tok[o:]
                 nxt[remaining <= o] = 0  # past the end of this text
                 sh = sh + nxt * _SHINGLE_MULT[o % len(_SHINGLE_MULT)]
-            sh ^= np.uint64(tag) * np.uint64(0xD6E8FEB86659FD93)
+            if tag:
+                sh ^= np.uint64(tag) * np.uint64(0xD6E8FEB86659FD93)
         # a shingle starts wherever k words remain, and at the start of a shorter text
         valid = (remaining >= k) | ((pos == 0) & (lengths[text_of] < k))
         sh = sh[valid]
@@ -197,7 +199,8 @@ def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool
             found = cache[t] = normalise(t)
         return found
 
-    normed = [tuple(norm(t) for t in row) for row in rows]
+    columns = [[norm(row[f]) for row in rows] for f in range(n_fields)]
+    normed = list(zip(*columns, strict=True))
     if exact:
         first: dict[tuple[str, ...], int] = {}
         for i, key in enumerate(normed):
@@ -209,14 +212,21 @@ def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool
     if not near:
         return DedupeResult(keep, reason, dup_of)
     live = np.nonzero(keep)[0]
+    # Each distinct text is signed once, whatever fields it appears in. Field f reads its
+    # text's signature rotated by f * shift slots: slot j of a row is then the minimum over
+    # its fields of a different hash function per field, which is MinHash of the union of
+    # field-tagged shingles (an output as chosen is not the same shingle as rejected).
     signer = _Signer(num_perm, shingle_size, seed)
+    distinct: dict[str, int] = {}
+    live_l = live.tolist()
+    idx = [np.fromiter((distinct.setdefault(col[i], len(distinct)) for i in live_l),
+                       dtype=np.int64, count=live.size) for col in columns]
+    text_sig = signer.sign(list(distinct))
+    shift = max(1, num_perm // n_fields)
     sig = np.full((live.size, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     for f in range(n_fields):
-        distinct: dict[str, int] = {}
-        idx = np.fromiter((distinct.setdefault(normed[i][f], len(distinct)) for i in live),
-                          dtype=np.int64, count=live.size)
-        field_sig = signer.sign(list(distinct), tag=f + 1)
-        np.minimum(sig, field_sig[idx], out=sig)
+        rotate = (np.arange(num_perm) + f * shift) % num_perm
+        np.minimum(sig, text_sig[idx[f]][:, rotate], out=sig)
     bands, r = lsh_bands(num_perm, threshold)
     lefts, rights = [], []
     mult = np.arange(1, r + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)

@@ -478,8 +478,8 @@ def _listed(arr: np.ndarray, idx: np.ndarray) -> list[Any]:
 def _pairwise(ctx: RecipeContext, sig: Signal, out: Candidates, inter: Interactions) -> None:
     p = ctx.params
     fb = ctx.filter_by_interactions(ctx.feedback_of(sig), inter)
-    choice = fb.text
-    valid = np.fromiter((c in ("a", "b", "tie") for c in choice), dtype=bool, count=fb.n)
+    # the numeric projection of a pairwise value: a 1, b 0, tie 0.5 (capture.prepare)
+    valid = (fb.num == 1.0) | (fb.num == 0.0) | (fb.num == 0.5)
     fb = fb.take(valid)
     lo, hi = np.minimum(fb.a, fb.b), np.maximum(fb.a, fb.b)
     key = lo * (int(max(hi.max(initial=0), 1)) + 1) + hi
@@ -488,8 +488,7 @@ def _pairwise(ctx: RecipeContext, sig: Signal, out: Candidates, inter: Interacti
     fb, lo, hi, key = fb.take(keep), lo[keep], hi[keep], key[keep]
     # outcome: 0 = the lower id wins, 1 = the higher id wins, 2 = tie
     a_is_lo = fb.a == lo
-    text = fb.text
-    outcome = np.where(text == "tie", 2, np.where((text == "a") == a_is_lo, 0, 1))
+    outcome = np.where(fb.num == 0.5, 2, np.where((fb.num == 1.0) == a_is_lo, 0, 1))
     uniq, order, bounds = _groups(key)
     g_of = np.empty(key.size, dtype=np.int64)
     g_of[order] = np.repeat(np.arange(uniq.size), np.diff(bounds))
