@@ -47,7 +47,8 @@ from .annotation_charts import drift_plot
 from .pages import _readable_project, _render, _signed_in, _store, error_page
 from .signin import csrf_valid
 
-__all__ = ["AGGREGATION_METHODS", "install_annotation_pages"]
+__all__ = ["AGGREGATION_METHODS", "answers_from", "campaign_data", "drift_window",
+           "install_annotation_pages", "rubric_from"]
 
 _MAX_ID = 2**31 - 1
 _LABELS_SHOWN = 200
