@@ -239,3 +239,34 @@ def test_pairwise_side_by_side_with_the_keyboard(
         assert row["value"] == expected, (side, row)
     assert swaps == {True, False}
     assert page.dialogs == []
+
+
+def test_the_workspace_works_without_its_script(
+        page: Any, server: tuple[str, Lab]) -> None:  # noqa: F811
+    base, lab = server
+    camp = campaign(lab, name="plain", raters=["ann"], overlap=1, budget=3)
+    page.route("**/static/workspace.js", lambda route: route.abort())
+    work = f"/projects/lab/campaigns/{camp.id}/work"
+    _sign_in(page, base, work, "ann")
+    page.keyboard.press("g")  # no script: the key does nothing
+    assert not page.locator("#guideline .markdown").first.is_visible()
+    answered = []
+    for _ in range(2):
+        position = int(page.locator("#item").get_attribute("data-position"))
+        quality, helpful = answer_for("ann", position)
+        page.locator('fieldset.signal[data-type="ordinal"] label.choice',
+                     has_text=str(quality)).first.click()
+        page.locator('fieldset.signal[data-type="binary"] label.choice',
+                     has_text="yes" if helpful else "no").click()
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_url(f"{base}{work}?done=saved")
+        answered.append((position, quality, helpful))
+    page.locator("#reason").fill("cannot judge")
+    page.get_by_role("button", name="Skip", exact=True).click()
+    page.wait_for_url(f"{base}{work}?done=skipped")
+    assert page.locator("#queue-done").is_visible()
+    rows = list(export_campaign(lab.store, lab.project, camp))
+    got = {(r["item"], r["signal"]): r["value"] for r in rows if r["signal"]}
+    assert got == {**{(p, "quality"): q for p, q, _ in answered},
+                   **{(p, "helpful"): h for p, _, h in answered}}
+    assert [r["skip_reason"] for r in rows if r["signal"] is None] == ["cannot judge"]

@@ -126,13 +126,13 @@ def campaign(lab: Lab, name: str = "c1", **changes: Any) -> Any:
     return create_campaign(lab.store, lab.project, CampaignSpec(**spec), created_by="mia")
 
 
-def work_all(lab: Lab, camp: Any, rater: str) -> int:
+def work_all(lab: Lab, camp: Any, rater: str, comment: str | None = None) -> int:
     """The rater answers every item left for them through the service."""
     n = 0
     while (item := next_item(lab.store, lab.project, camp, rater)) is not None:
         quality, helpful = answer_for(rater, item.position)
         submit(lab.store, lab.project, camp, rater, item.assignment_id,
-               {"quality": quality, "helpful": helpful})
+               {"quality": quality, "helpful": helpful}, comment=comment)
         n += 1
     return n
 
@@ -319,6 +319,7 @@ def test_the_workspace_works_as_a_plain_form(client: httpx.Client, lab: Lab) -> 
         assert key in text, key
     assert '/static/workspace.js' in text
     assert "0</strong> done" in text and "8</span> left" in text
+    assert re.search(r'id="lease">held for you until \d\d:\d\d UTC<', text)
     position = int(re.search(r'data-position="(\d+)"', text).group(1))  # type: ignore[union-attr]
     assignment = re.search(r'name="assignment" value="(\d+)"', text).group(1)  # type: ignore[union-attr]
     # nothing chosen: the same item again, with the message
@@ -499,14 +500,18 @@ def test_calibration_campaign_lists_the_most_disagreed_items(
         client: httpx.Client, lab: Lab) -> None:
     camp = campaign(lab, name="calib", kind="calibration", budget=4, policy="random",
                     options={})
-    for rater in ("ann", "bob", "cat"):
+    for rater in ("ann", "bob"):
         work_all(lab, camp, rater)
+    work_all(lab, camp, "cat", comment=f"**unsure** {XSS} {JS_LINK}")
     _as(client, "vic")
     page = client.get(f"/projects/lab/campaigns/{camp.id}").text
     assert 'id="calibration-1"' in page
     table = page.split('id="calibration-1"', 1)[1].split("</table>", 1)[0]
     assert table.count("<tr data-interaction=") >= 1
     assert "<strong>cat</strong>" in table
+    # comments are Markdown, rendered safely
+    assert "<strong>unsure</strong> &lt;script&gt;alert(1)&lt;/script&gt;" in table
+    assert "<script>" not in table and 'href="javascript' not in table
     assert 'id="aggregate-1"' not in page  # a viewer gets no button
 
 

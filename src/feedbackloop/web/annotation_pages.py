@@ -700,6 +700,8 @@ async def _work_submit(request: Request, name: str, campaign_id: int) -> Respons
 
 def install_annotation_pages(app: FastAPI) -> None:
     """Mount the Annotate stage's pages on ``app``."""
+    # Comments are Markdown, rendered safely (raw HTML shown as text, safe links only).
+    app.state.page_templates.filters["markdown"] = render_markdown
     html: dict[str, Any] = {"response_class": HTMLResponse, "include_in_schema": False}
     app.add_api_route("/projects/{name}/annotate", _annotate_page, methods=["GET"],
                       name="annotate", **html)
