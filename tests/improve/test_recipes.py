@@ -421,3 +421,11 @@ def test_no_rows_is_refused_with_the_reasons(world: World) -> None:
         world.build("kto", {"signal": "thumbs"})
     with pytest.raises(InvalidInput, match="a dataset name"):
         world.build("kto", {"signal": "thumbs"}, name="bad name")
+
+
+def test_a_project_without_feedback_yields_no_rows(world: World) -> None:
+    world.interaction("lonely", "q", "a")
+    for recipe, params in (("preference", {"signal": "pref", "rating_signal": "stars"}),
+                           ("sft", {"rating_signal": "stars"}), ("kto", {"signal": "thumbs"})):
+        with pytest.raises(InvalidInput, match="yielded no rows: 0 feedback records read"):
+            world.build(recipe, params)
