@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from feedbackloop.access.service import create_user, grant
-from feedbackloop.annotation.assignment import next_item, submit
+from feedbackloop.annotation.assignment import next_item, rater_progress, submit
 from feedbackloop.annotation.campaigns import CampaignSpec, create_campaign
 from feedbackloop.annotation.guidelines import create_guideline
 from feedbackloop.capture.projects import create_signal
@@ -37,7 +37,6 @@ GROUP = "annotation"
 N = 1_000_000
 FINISHED = 10_000
 TARGET_MS = 100.0
-CREATE_TARGET_S = 60.0
 SELECT_BUDGET = 10_000
 SELECT_TARGET_S = 10.0
 REPEAT = 50
@@ -123,18 +122,26 @@ def _measure(db: BenchDatabase, store: Store, n: int) -> list[Result]:
     _finish_items(db, camp.id, "ann", FINISHED)
     settings = db.settings()
     served: list[int] = []
+    with_progress: list[float] = []
 
     def ours() -> float:
         began = time.perf_counter()
         item = next_item(store, proj, camp, "ann")
         took = time.perf_counter() - began
+        # what the workspace shows beside the item
+        with store.read() as conn:
+            progress = rater_progress(conn, camp, "ann")
+        with_progress.append(time.perf_counter() - began)
         assert item is not None and item.position >= FINISHED
+        assert progress["remaining"] == 1001 and progress["remaining_capped"]
         served.append(item.position)
         submit(store, proj, camp, "ann", item.assignment_id, {"quality": 3},
                settings=settings)
         return took
 
     mine = _timings(ours)
+    shown = sorted(t * 1000 for t in with_progress[WARMUP:])
+    page = statistics.median(shown), shown[int(0.95 * (len(shown) - 1))]
     assert len(set(served)) == len(served)  # a new item each time, never one seen before
     sql = (f"SELECT id, client_id, input, output, context, reference, model_version, "
            f"attributes FROM interactions WHERE id = {p}")
@@ -157,13 +164,17 @@ def _measure(db: BenchDatabase, store: Store, n: int) -> list[Result]:
                floor[0], "ms", f"< {TARGET_MS:.0f} ms p95", mine[1] < TARGET_MS,
                ours_p95=mine[1], baseline_p95=floor[1], higher_is_better=False,
                note="baseline: one interaction by primary key (raw driver)"),
+        Result(GROUP, f"next item + progress, {n:,} items, rater done {FINISHED:,}",
+               db.kind, page[0], floor[0], "ms", f"< {TARGET_MS:.0f} ms p95",
+               page[1] < TARGET_MS, ours_p95=page[1], baseline_p95=floor[1],
+               higher_is_better=False,
+               note="what the workspace calls per item: next_item, then rater_progress"),
         Result(GROUP, f"create campaign, {SELECT_BUDGET:,} of {n:,} (stratified+random)",
                db.kind, mix_s * 1000, ids_s * 1000, "ms", f"< {SELECT_TARGET_S:.0f} s",
                mix_s < SELECT_TARGET_S, higher_is_better=False,
                note="baseline: raw SELECT of the project's interaction ids"),
         Result(GROUP, f"create campaign, all {n:,} items (random)", db.kind,
-               create_s * 1000, ids_s * 1000, "ms", f"< {CREATE_TARGET_S:.0f} s",
-               create_s < CREATE_TARGET_S, higher_is_better=False,
+               create_s * 1000, ids_s * 1000, "ms", higher_is_better=False,
                note="baseline: raw SELECT of the project's interaction ids; most of the "
                     "time is writing the million campaign_items rows"),
     ]

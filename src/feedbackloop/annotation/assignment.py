@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, exists, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..capture.ingest import Ingestor
@@ -529,12 +529,16 @@ def rater_progress(conn: Connection, campaign: Campaign, rater: str) -> dict[str
     for status, n in conn.execute(select(a.c.status, func.count()).where(
             a.c.campaign_id == campaign.id, a.c.rater == rater).group_by(a.c.status)):
         counts[status] = counts.get(status, 0) + int(n)
-    # Gold items are few: count the rater's rows on them from the gold side.
-    gold = {status: int(n) for status, n in conn.execute(
-        select(a.c.status, func.count()).select_from(ci.join(a, and_(
-            a.c.item_id == ci.c.id, a.c.rater == rater)))
-        .where(ci.c.campaign_id == campaign.id, ci.c.is_gold.is_(True))
-        .group_by(a.c.status))}
+    # Gold items are few: the rater's rows on them, looked up by item (one probe each of
+    # the (item, rater) key; a join let SQLite walk all the rater's rows instead).
+    gold_ids = conn.execute(select(ci.c.id).where(
+        ci.c.campaign_id == campaign.id, ci.c.is_gold.is_(True))).scalars().all()
+    gold: dict[str, int] = {}
+    if gold_ids:
+        gold = {status: int(n) for status, n in conn.execute(
+            select(a.c.status, func.count()).where(a.c.item_id.in_(gold_ids),
+                                                   a.c.rater == rater)
+            .group_by(a.c.status))}
     for status, n in gold.items():
         counts[status] -= n
     total = campaign.options.get("n_items")
