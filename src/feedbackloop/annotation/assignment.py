@@ -384,6 +384,17 @@ def _answer_value(sig: dict[str, Any], value: Any, swapped: bool) -> Any:
     return value
 
 
+def _default_settings() -> Settings:
+    """Settings from the environment for a caller that passes none. Annotations are not
+    pseudonymised (source annotator), so the key only enters these rows' content hash:
+    without one configured, a fixed one is used rather than creating a key file or
+    failing on PostgreSQL."""
+    settings = load_settings()
+    if settings.pseudonym_key is None:
+        settings = load_settings(pseudonym_key="feedbackloop-annotation")
+    return settings
+
+
 def submit(store: Store, project: Project | str, campaign: Campaign | str | int, rater: str,
            assignment_id: int, answers: dict[str, Any], *, correction: str | None = None,
            comment: str | None = None, now: datetime | None = None,
@@ -391,7 +402,10 @@ def submit(store: Store, project: Project | str, campaign: Campaign | str | int,
     """Record the rater's answers (one per campaign signal; text signals may be left out)
     as feedback, with the assignment done, in one transaction. Pairwise answers may be
     ``left``/``right`` (mapped through the assignment's ``swapped``) or ``a``/``b``/``tie``.
-    The correction and comment are stored on the first signal's feedback row."""
+    The correction and comment are stored on the first signal's feedback row.
+
+    Pass the application's ``settings`` (limits, redaction of names); without them they
+    come from the environment."""
     now = as_utc(now) if now is not None else utcnow()
     assert now is not None
     if not isinstance(answers, dict):
@@ -400,7 +414,7 @@ def submit(store: Store, project: Project | str, campaign: Campaign | str | int,
         if text is not None and (not isinstance(text, str) or len(text) > MAX_TEXT):
             raise InvalidInput(f"{name} must be text of at most {MAX_TEXT:,} characters",
                                field=name)
-    settings = settings or load_settings()
+    settings = settings or _default_settings()
     with store.read() as conn:
         proj = _resolve(conn, project)
     ingestor = Ingestor(store, settings, proj)
