@@ -30,7 +30,6 @@ import orjson
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..capture.ingest import insert_rows
 from ..capture.projects import Project, get_project
 from ..capture.redact import PIIFound, Redactor
 from ..errors import Conflict, InvalidInput, NotFound
@@ -309,27 +308,43 @@ def _store(store: Store, proj: Project, name: str, recipe: str, params: dict[str
             content_hash=content_hash, counts=counts, card={}, created_by=created_by,
             created_at=now)).inserted_primary_key[0])  # type: ignore[index]
         data_json, ids_json = blobs
-        batch = []
         pks: set[int] = set()
-        for pos, (_blob, i, split, group) in enumerate(rows):
-            batch.append({"dataset_id": new_id, "position": pos, "split": split,
-                          "group_key": group, "data": data_json[i].decode(),
-                          "feedback_ids": ids_json[i].decode()})
-            pks.update(cands.feedback_pks[i])
-            if len(batch) >= 20_000:
-                insert_rows(conn, dataset_rows, batch)
-                batch = []
-        if batch:
-            insert_rows(conn, dataset_rows, batch)
-        lineage = [{"dataset_id": new_id, "feedback_id": pk} for pk in sorted(pks)]
-        for start in range(0, len(lineage), 50_000):
-            insert_rows(conn, dataset_lineage, lineage[start:start + 50_000])
+        for r in rows:
+            pks.update(cands.feedback_pks[r[1]])
+        _bulk(conn, dataset_rows, ("dataset_id", "position", "split", "group_key", "data",
+                                   "feedback_ids"),
+              ((new_id, pos, split, group, data_json[i].decode(), ids_json[i].decode())
+               for pos, (_blob, i, split, group) in enumerate(rows)))
+        _bulk(conn, dataset_lineage, ("dataset_id", "feedback_id"),
+              ((new_id, pk) for pk in sorted(pks)))
         counts["feedback"]["used"] = len(pks)
         card = _card_facts(conn, proj, new_id, name, version, recipe, params, content_hash,
                            counts, created_by, now, prev, aggregation_id)
         conn.execute(datasets.update().where(datasets.c.id == new_id)
                      .values(card=card, counts=counts))
         return get_dataset_by_id(conn, proj, new_id)
+
+
+def _bulk(conn: Connection, table: Any, cols: tuple[str, ...],
+          rows: Iterator[tuple[Any, ...]]) -> None:
+    """Rows as tuples on the driver's bulk path inside the caller's transaction (COPY on
+    PostgreSQL, executemany on SQLite; see ``capture.ingest.insert_rows``, which takes
+    dictionaries). JSON columns arrive as JSON text."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    names = ", ".join(cols)
+    if conn.dialect.name == "postgresql":
+        with dbapi.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
+                f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    cur = dbapi.cursor()
+    try:
+        cur.executemany(f"INSERT INTO {table.name} ({names}) VALUES "
+                        f"({', '.join('?' for _ in cols)})", rows)  # type: ignore[arg-type]
+    finally:
+        cur.close()
 
 
 def _card_facts(conn: Connection, proj: Project, dataset_id: int, name: str, version: int,

@@ -47,12 +47,16 @@ _ASCII = str.maketrans({chr(c): " " for c in range(128)
                         if not (chr(c).isalnum() or chr(c).isspace())})
 
 
-def normalise(text: str) -> str:
-    """Case-folded, punctuation as space, white space collapsed."""
+def _words(text: str) -> list[str]:
     folded = text.casefold()
     if folded.isascii():
-        return " ".join(folded.translate(_ASCII).split())
-    return " ".join(_PUNCT.sub(" ", folded).split())
+        return folded.translate(_ASCII).split()
+    return _PUNCT.sub(" ", folded).split()
+
+
+def normalise(text: str) -> str:
+    """Case-folded, punctuation as space, white space collapsed."""
+    return " ".join(_words(text))
 
 
 @dataclass(frozen=True)
@@ -110,13 +114,16 @@ class _Signer:
         self.num_perm = num_perm
         self.words: dict[str, int] = {}
 
-    def sign(self, texts: Sequence[str], tag: int = 0) -> np.ndarray:
-        """(len(texts), num_perm) uint32 signatures; an empty text gets all-max slots."""
+    def sign(self, texts: Sequence[str], tag: int = 0,
+             words_of: dict[str, list[str]] | None = None) -> np.ndarray:
+        """(len(texts), num_perm) uint32 signatures; an empty text gets all-max slots.
+        ``words_of`` may hold the words of (some) texts, split already."""
         n = len(texts)
         sig = np.full((n, self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
         if n == 0:
             return sig
-        split = [t.split() for t in texts]
+        known = words_of or {}
+        split = [known.get(t) or t.split() for t in texts]
         lengths = np.fromiter(map(len, split), dtype=np.int64, count=n)
         total = int(lengths.sum())
         if total == 0:
@@ -193,10 +200,14 @@ def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool
     if cache is None:
         cache = {}
 
+    words_of: dict[str, list[str]] = {}
+
     def norm(t: str) -> str:
         found = cache.get(t)
         if found is None:
-            found = cache[t] = normalise(t)
+            words = _words(t)
+            found = cache[t] = " ".join(words)
+            words_of[found] = words
         return found
 
     columns = [[norm(row[f]) for row in rows] for f in range(n_fields)]
@@ -221,7 +232,7 @@ def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool
     live_l = live.tolist()
     idx = [np.fromiter((distinct.setdefault(col[i], len(distinct)) for i in live_l),
                        dtype=np.int64, count=live.size) for col in columns]
-    text_sig = signer.sign(list(distinct))
+    text_sig = signer.sign(list(distinct), words_of=words_of)
     shift = max(1, num_perm // n_fields)
     sig = np.full((live.size, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     for f in range(n_fields):
