@@ -431,7 +431,7 @@ def iter_rows(conn: Connection, dataset: Dataset, split: str | None = None,
     q = q.order_by(r.c.position)
     if limit is not None:
         q = q.limit(limit)
-    for row in conn.execution_options(yield_per=5000).execute(q):
+    for row in conn.execute(q.execution_options(yield_per=5000)):
         yield {"position": row.position, "split": row.split, "data": row.data,
                "feedback_ids": row.feedback_ids}
 
