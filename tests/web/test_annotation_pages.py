@@ -282,6 +282,8 @@ BAD_CAMPAIGN_FORMS: list[tuple[dict[str, Any], str]] = [
     ({"weight_disagreement": "", "weight_random": ""}, "give at least one selection policy"),
     ({"weight_disagreement": "-1"}, "must not be negative"),
     ({"dis_metric": "nope"}, "nope"),
+    ({"dis_kind": "human-metric", "dis_metric": ""}, "option kind human-metric needs"),
+    ({"dis_kind": "sideways"}, "option kind must be"),
     ({"seed": "-3"}, "the seed must be between"),
     ({"drift_threshold": "high"}, "the drift threshold must be a number"),
 ]

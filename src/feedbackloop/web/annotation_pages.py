@@ -128,6 +128,7 @@ def _annotate_page(request: Request, name: str) -> Response:
 # -- a new campaign -------------------------------------------------------------------
 _CAMPAIGN_FIELDS = ("name", "description", "kind", "budget", "overlap", "gold_rate",
                     "lease_minutes", "drift_threshold", "seed", "dis_metric", "dis_human",
+                    "dis_kind",
                     "unc_metric", "unc_threshold", "strat_by", "recheck_before",
                     "model_version", "versions")
 
@@ -208,6 +209,8 @@ def campaign_data(form: FormData) -> tuple[dict[str, Any], dict[str, Any]]:
             options["metric"] = chosen["dis_metric"].strip()
         if chosen["dis_human"].strip():
             options["human"] = chosen["dis_human"].strip()
+        if chosen["dis_kind"].strip() not in ("", "both"):
+            options["kind"] = chosen["dis_kind"].strip()
     if "uncertainty" in weights:
         if chosen["unc_metric"].strip():
             options.setdefault("metric", chosen["unc_metric"].strip())
