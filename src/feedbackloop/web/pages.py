@@ -54,7 +54,7 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Measure", ()),
     ("Annotate", (("Campaigns", "/annotate"),)),
     ("Understand", (("Evaluations", "/evaluations"), ("Knowledge base", "/knowledge-base"))),
-    ("Improve", ()),
+    ("Improve", (("Datasets", "/datasets"),)),
     ("Test", ()),
     ("Release", ()),
     ("Watch", ()),
@@ -331,3 +331,6 @@ def install_pages(app: FastAPI) -> None:
     from .annotation_pages import install_annotation_pages
 
     install_annotation_pages(app)
+    from .dataset_pages import install_dataset_pages
+
+    install_dataset_pages(app)
