@@ -7,6 +7,7 @@ downloaded (HF_HUB_OFFLINE=1)."""
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ from feedbackloop.store import Store
 
 from .test_recipes import World
 
+# Before TRL (and so transformers and datasets) is imported: both read these at import.
+# The machines are offline anyway; this makes any attempt fail fast instead of retrying.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 pytest.importorskip("trl")
 
 pytestmark = [
