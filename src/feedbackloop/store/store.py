@@ -58,6 +58,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA cache_size=-65536")
     cur.close()
+    # The sqlite3 module would open a transaction only at the first write, so the reads of
+    # a read-check-write sequence ran outside it and two writers could both act on the same
+    # stale read. SQLAlchemy's documented recipe: the driver stays out of the way and
+    # _sqlite_begin says BEGIN itself.
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Write transactions (Store.transaction) take the write lock up front, so what they
+    # read stays true until they commit; read transactions get a consistent snapshot.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Store:
@@ -80,6 +92,7 @@ class Store:
             engine = create_engine(url, echo=echo, pool_size=5, max_overflow=20,
                                    pool_timeout=60, **_JSON)
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         elif url.startswith("postgresql+psycopg"):
             # No server-side prepared statements: after five runs psycopg prepares a query,
             # and PostgreSQL's generic plan for the ingest's `client_id IN (500 ids)` look-up
@@ -99,9 +112,17 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A connection inside one transaction: committed on success, rolled back on error."""
-        with self.engine.begin() as conn:
-            yield conn
+        """A connection inside one transaction: committed on success, rolled back on error.
+
+        On SQLite it begins IMMEDIATE: writers queue at the start (up to the busy timeout)
+        instead of failing or racing when a read-then-write transaction upgrades its lock.
+        Do not open a second write transaction while holding one: it waits for the first.
+        """
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
