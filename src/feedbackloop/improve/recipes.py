@@ -265,6 +265,7 @@ class RecipeContext:
     read: int = 0
     aggregation_id: int | None = None
     split_values: dict[int, str | None] = field(default_factory=dict)
+    _fetched: dict[tuple[int, int], Feedback] = field(default_factory=dict)
     _reasons: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
 
     def drop_feedback(self, reason: str, n: int) -> None:
@@ -292,15 +293,20 @@ class RecipeContext:
         subquery of interaction ids), with the filters evaluated per reason."""
         p = self.params
         i, f = interactions, feedback
-        scoped = and_(f.c.project_id == self.project.id, f.c.signal_id.in_(signal_ids))
-        # A join on the union of the referenced ids: `id IN (subquery) OR id IN (...)`
-        # made PostgreSQL rescan a million-row subquery per interaction.
-        parts = [select(f.c.interaction_id.label("iid")).where(scoped),
-                 select(f.c.interaction_b_id.label("iid")).where(
-                     scoped, f.c.interaction_b_id.is_not(None))]
+        # The ids come from the feedback the recipe reads anyway (cached for it). Dense ids
+        # (the usual case) are read by one range scan of the primary key and the strays
+        # dropped here; sparse ones by a join on the union of the referenced ids.
+        found = [np.zeros(0, dtype=np.int64)]
+        for sid in signal_ids:
+            fb = self._fetched.get((sid, 0))
+            if fb is None:
+                fb = self._fetched[(sid, 0)] = self._fetch(sid, 0)
+            found += [fb.a, fb.b[fb.b >= 0]]
         if extra is not None:
-            parts.append(extra)
-        referenced = union(*parts).subquery("referenced")
+            found.append(np.array(self.conn.execute(extra).scalars().all(), dtype=np.int64))
+        referenced = np.unique(np.concatenate(found))
+        dense = referenced.size > 0 and \
+            int(referenced[-1] - referenced[0]) + 1 <= 4 * referenced.size
         conds = []
         if p.since is not None:
             conds.append(i.c.timestamp >= _db_ts(self.conn, p.since))
@@ -314,11 +320,26 @@ class RecipeContext:
         if p.split_attribute is not None:
             wanted_cols.append(
                 i.c.attributes[p.split_attribute].as_string().label("split_value"))
-        q = (select(*wanted_cols).join(referenced, referenced.c.iid == i.c.id)
-             .where(i.c.project_id == self.project.id).order_by(i.c.id))
-        rows = self.conn.execute(q).all()
-        n = len(rows)
+        q = select(*wanted_cols).where(i.c.project_id == self.project.id).order_by(i.c.id)
+        if dense:
+            q = q.where(i.c.id.between(int(referenced[0]), int(referenced[-1])))
+        else:
+            scoped = and_(f.c.project_id == self.project.id, f.c.signal_id.in_(signal_ids))
+            parts = [select(f.c.interaction_id.label("iid")).where(scoped),
+                     select(f.c.interaction_b_id.label("iid")).where(
+                         scoped, f.c.interaction_b_id.is_not(None))]
+            if extra is not None:
+                parts.append(extra)
+            joined = union(*parts).subquery("referenced")
+            q = q.join(joined, joined.c.iid == i.c.id)
+        rows = self.conn.execute(q).all() if referenced.size else []
         cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * len(wanted_cols)
+        if dense:
+            got = np.array(cols[0], dtype=np.int64)
+            mask = np.isin(got, referenced)
+            if not mask.all():
+                cols = [np.array(c, dtype=object)[mask].tolist() for c in cols]
+        n = len(cols[0])
         ids = np.array(cols[0], dtype=np.int64)
         consent = np.array(cols[3], dtype=bool)
         version = np.ones(n, dtype=bool) if p.model_version is None else \
@@ -356,8 +377,16 @@ class RecipeContext:
                     only_corrections: bool = False) -> Feedback:
         # The widest read of a build (a million rows): on the driver's cursor, skipping
         # SQLAlchemy's per-row processing, which cost more than the query.
+        variant = 2 if only_corrections else 1 if corrections else 0
+        found = self._fetched.get((signal.id, variant))
+        if found is None:
+            found = self._fetched[(signal.id, variant)] = self._fetch(signal.id, variant)
+        return self._gold_filter(signal, found)
+
+    def _fetch(self, signal_id: int, variant: int) -> Feedback:
         mark = "?" if self.conn.dialect.name == "sqlite" else "%s"
-        with_corr = corrections or only_corrections
+        only_corrections = variant == 2
+        with_corr = variant > 0
         sql = ("SELECT id, client_id, interaction_id, interaction_b_id, value_num, "
                "value_text, rater_id" + (", correction" if with_corr else "") +
                f" FROM feedback WHERE project_id = {mark} AND signal_id = {mark}")
@@ -367,7 +396,7 @@ class RecipeContext:
         assert dbapi is not None
         cur = dbapi.cursor()
         try:
-            cur.execute(sql + " ORDER BY id", (self.project.id, signal.id))
+            cur.execute(sql + " ORDER BY id", (self.project.id, signal_id))
             rows = cur.fetchall()
         finally:
             cur.close()
@@ -376,13 +405,12 @@ class RecipeContext:
         cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * (8 if with_corr
                                                                             else 7)
         b = np.array(cols[3], dtype=float)
-        fb = Feedback(
+        return Feedback(
             np.array(cols[0], dtype=np.int64), _objects(list(cols[1])),
             np.array(cols[2], dtype=np.int64),
             np.where(np.isnan(b), -1, b).astype(np.int64) if n else np.zeros(0, np.int64),
             np.array(cols[4], dtype=float), _objects(list(cols[5])),
             _objects(list(cols[6])), _objects(list(cols[7])) if with_corr else None)
-        return self._gold_filter(signal, fb)
 
     def _gold_filter(self, signal: Signal, fb: Feedback) -> Feedback:
         p = self.params
