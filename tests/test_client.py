@@ -345,6 +345,41 @@ def test_batches_fill_and_write_without_a_flush(db_url: str, settings: Settings,
     assert count(store, interactions) == 25
 
 
+def test_large_batches_go_through_the_writer_process_with_the_same_outcomes(
+        db_url: str, settings: Settings, project: Project, store: Store) -> None:
+    from feedbackloop.sdk.embedded import WRITER_MIN_BATCH
+
+    n = WRITER_MIN_BATCH
+    with Client.local(db_url, project="shop", settings=settings, batch_size=n,
+                      flush_interval=60) as client:
+        client.log_interaction("q", "a", id="old", model_version="v1")
+        assert client.flush().accepted == 1
+        ids = []
+        for i in range(3 * n + 7):
+            ids.append(client.log_interaction(
+                f"q{i} mail a@example.com", "tab\there \\ back", id=f"w{i}",
+                context={"k": [i, "x"]}, attributes={"n": i}, user_id="alice",
+                timestamp=datetime(2026, 3, 1, tzinfo=UTC) if i % 2 else None))
+            if i == 5:
+                client.log_interaction("q", "a", id="old", model_version="v1")  # duplicate
+                client.log_interaction("q", "b", id="old", model_version="v1")  # conflict
+            if i == n + 3:  # judged while its batch may still be in the writer
+                client.log_feedback("w2", "thumbs", True, id="fb")
+        if client._transport._pool_state != "ready":  # no fork here: written in-process
+            assert client._transport._pool_state == "off"
+        result = client.flush()
+        assert (result.accepted, result.duplicates, result.rejected) == (3 * n + 8, 1, 1)
+        assert result.rejected_records[0].id == "old"
+        got = client.get_interaction("w1")
+        assert got.input == "q1 mail <EMAIL>" and got.output == "tab\there \\ back"
+        assert got.context == {"k": [1, "x"]} and got.attributes == {"n": 1}
+        assert got.timestamp == datetime(2026, 3, 1, tzinfo=UTC)
+        assert got.user_id is not None and got.user_id.startswith("p_")
+        assert client.get_interaction("w2").timestamp > datetime(2026, 3, 2, tzinfo=UTC)
+        assert [f.id for f in client.feedback(interaction_id="w2")] == ["fb"]
+    assert count(store, interactions) == 3 * n + 8
+
+
 def test_partial_batches_leave_after_the_flush_interval(
         db_url: str, settings: Settings, project: Project, store: Store) -> None:
     with Client.local(db_url, project="shop", settings=settings,

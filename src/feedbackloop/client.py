@@ -158,7 +158,7 @@ class Client:
                                 flush_interval=flush_interval, max_retries=max_retries,
                                 max_queue=max_queue, queue_timeout=queue_timeout,
                                 backoff=backoff, name=f"feedbackloop-sender-{self.project}",
-                                inline=inline)
+                                inline=inline, start=getattr(transport, "start", None))
         self._check = transport.check
         self._put = self._batcher.put
         self._exit_timeout = exit_timeout

@@ -31,8 +31,8 @@ from .prepare import (
 )
 from .projects import Project, signal_specs
 
-__all__ = ["BatchResult", "Ingestor", "PackedInteractions", "RecordResult",
-           "pack_interactions"]
+__all__ = ["BatchResult", "Ingestor", "PackedInteractions", "RecordResult", "compact",
+           "init_writer", "pack_compact", "pack_interactions", "write_packed_in_worker"]
 
 @dataclass(slots=True)
 class RecordResult:
@@ -167,6 +167,54 @@ def pack_interactions(prepared: Sequence[Prepared | Reject], project_id: int,
             assert out.dated is not None
             out.rows.append(copy_text(head if ts is None else (*head, ts)))
             out.dated.append(ts is not None)
+    return out
+
+
+# -- writing in another process (the embedded SDK) ----------------------------------------
+_writer: dict[str, Any] = {}
+
+
+def init_writer(url: str, settings: Settings, project: Project) -> None:
+    """Process-pool initializer for :func:`write_packed_in_worker`: a store of its own."""
+    _writer["ingestor"] = Ingestor(Store.from_url(url), settings, project)
+
+
+def write_packed_in_worker(packed: PackedInteractions) -> tuple[str, Any]:
+    """Write packed interactions; ("ok", outcomes) or ("retry", reason) for a transient
+    database error, so that no driver exception has to cross the process boundary."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    try:
+        result = _writer["ingestor"].write_packed_interactions(packed)
+    except (OperationalError, InterfaceError) as exc:
+        return "retry", f"{type(exc).__name__}: {exc.orig}"
+    return "ok", [(r.status, r.field, r.message) for r in result.results]
+
+
+def compact(prepared: Prepared) -> tuple[str, str, tuple[Any, ...], Any]:
+    """A prepared interaction as plain values: (id, content hash, the ``_PACKED_HEAD``
+    columns bar project and hash, timestamp). Unlike a :class:`Prepared`, the collector
+    stops tracking it at once, so records waiting in a client's queue do not set off full
+    garbage collections (they cost the embedded SDK about 10 µs a record)."""
+    return prepared.id, prepared.content_hash, _ROW_HEAD(prepared.row), \
+        prepared.row["timestamp"]
+
+
+def pack_compact(items: Sequence[tuple[str, str, tuple[Any, ...], Any]], project_id: int,
+                 copy_text: Any = None) -> PackedInteractions:
+    """:func:`pack_interactions` for a batch of :func:`compact` interactions."""
+    n = len(items)
+    out = PackedInteractions([], list(range(n)), [c[0] for c in items],
+                             [c[1] for c in items], [],
+                             [] if copy_text is not None else None)
+    rows, dated = out.rows, out.dated
+    for _, h, values, ts in items:
+        head = (project_id, *values, h)
+        if dated is None:
+            rows.append((*head, ts))
+        else:
+            rows.append(copy_text(head if ts is None else (*head, ts)))
+            dated.append(ts is not None)
     return out
 
 

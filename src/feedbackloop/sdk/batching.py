@@ -19,6 +19,15 @@ kind. The rules it enforces:
   it and ``flush`` writes in the caller's thread. A local write is fast and holds the GIL
   most of the time; handing it to another thread made both threads wait on each other.
   The background thread then only sends partial batches every ``flush_interval``.
+- ``start`` (the embedded transport with a writer process): a batch is handed to the
+  transport to be written elsewhere. A full one is settled when the next one is full (or
+  on a flush, a tick of the background thread, or before any other batch), so the caller
+  goes on logging while it is written; a partial one (a flush, a tick) is waited for at
+  once. Batches are still written one at a time and in the order taken.
+- A tick of the background thread leaves alone a partial batch that the caller started
+  filling less than ``flush_interval`` ago (inline only): while the caller logs in volume
+  its own thread writes full batches, and a write from the background thread would only
+  contend with it for the GIL.
 - The queue is bounded; a full queue blocks the caller up to ``queue_timeout`` and then
   raises :class:`QueueFull`.
 """
@@ -42,7 +51,10 @@ log = logging.getLogger("feedbackloop.client")
 
 # (status, field, message); status is accepted | duplicate | rejected | undelivered
 Outcome = tuple[str, str | None, str | None]
-SendBatch = Callable[[str, list[Any]], Sequence[Outcome]]
+SendBatch = Callable[..., Sequence[Outcome]]
+# Hands a batch to the transport to start writing elsewhere; returns a handle that
+# ``send(kind, payloads, ahead=handle)`` accepts, or None to send the batch as usual.
+StartBatch = Callable[[str, list[Any]], Any]
 
 _RETRY_AFTER_CAP = 60.0  # seconds; a server asking for longer is waited on in steps
 _KEEP_REJECTED = 10_000  # rejected records remembered on the client, newest kept
@@ -77,7 +89,8 @@ class Batcher:
 
     def __init__(self, send: SendBatch, *, batch_size: int, flush_interval: float,
                  max_retries: int, max_queue: int, queue_timeout: float,
-                 backoff: float, name: str, inline: bool = False) -> None:
+                 backoff: float, name: str, inline: bool = False,
+                 start: StartBatch | None = None) -> None:
         if batch_size < 1:
             raise FeedbackloopError("batch_size must be at least 1", field="batch_size")
         if flush_interval <= 0:
@@ -96,6 +109,9 @@ class Batcher:
         self.backoff = backoff
         self._name = name
         self.inline = inline
+        self._start_batch = start if inline else None
+        # Batches handed to ``start`` and not yet written (guarded by ``_send_lock``).
+        self._started: deque[tuple[str, list[tuple[dict[str, Any], Any]], Any]] = deque()
         self._send_lock = threading.Lock()
         self._cond = threading.Condition()
         self._interactions: deque[tuple[dict[str, Any], Any]] = deque()
@@ -104,6 +120,9 @@ class Batcher:
         self._in_flight = 0
         self._flush_waiters = 0
         self._tick_drain = False
+        # inline: when the records queued now began to wait (None: nothing queued), so
+        # that a tick leaves alone a partial batch the caller is still filling.
+        self._since: float | None = None
         self._closing = False
         self._closed = False
         self._abort = threading.Event()
@@ -121,8 +140,10 @@ class Batcher:
         self._thread = None
         self._interactions.clear()
         self._feedback.clear()
+        self._started.clear()
         self._queued = self._in_flight = self._flush_waiters = 0
         self._tick_drain = False
+        self._since = None
         self._settled = FlushResult()
 
     # -- the caller's side -------------------------------------------------------------
@@ -134,6 +155,8 @@ class Batcher:
                 raise FeedbackloopError("the client is closed; create a new one to log more")
             if self._queued >= self.max_queue:
                 self._wait_for_room(kind, record)
+            if not self._queued and self.inline:
+                self._since = time.monotonic()
             q.append((record, payload))
             self._queued += 1
             if self._thread is None:
@@ -249,6 +272,8 @@ class Batcher:
         iq, fq, size = self._interactions, self._feedback, self.batch_size
         if iq:
             return draining or len(iq) >= size or len(fq) >= size
+        if draining and self._started:
+            return True
         return bool(fq) and (draining or len(fq) >= size)
 
     def _send_next(self, draining: bool) -> bool:
@@ -257,22 +282,52 @@ class Batcher:
         with self._send_lock:
             with self._cond:
                 batch = self._take(draining)
-                if batch is None:
+                if batch is not None:
+                    kind, items = batch
+                    self._queued -= len(items)
+                    self._in_flight += len(items)
+                    if not self._queued:
+                        self._since = None
+                    elif not draining and self.inline:
+                        # What is left was queued while the batch filled: just now.
+                        self._since = time.monotonic()
+                    self._cond.notify_all()  # room in the queue for blocked callers
+            if batch is None:
+                if not (draining and self._started):
                     return False
-                kind, items = batch
-                self._queued -= len(items)
-                self._in_flight += len(items)
-                self._cond.notify_all()  # room in the queue for blocked callers
-            try:
-                outcomes = self._deliver(kind, items)
-            except Exception as exc:  # a defect must not kill the sender and lose records
-                log.exception("feedbackloop client: unexpected error sending a batch")
-                outcomes = [("undelivered", None, f"unexpected error: {exc!r}")] * len(items)
-            with self._cond:
-                self._settle(kind, items, outcomes)
-                self._in_flight -= len(items)
-                self._cond.notify_all()
+                while self._started:
+                    self._finish(*self._started.popleft())
+                return True
+            handle = None if self._start_batch is None else self._begin(kind, items)
+            if handle is not None and not draining:
+                self._started.append((kind, items, handle))
+                if len(self._started) > 1:  # one batch is written while the next fills
+                    self._finish(*self._started.popleft())
+                return True
+            while self._started:  # batches go out in the order they were taken
+                self._finish(*self._started.popleft())
+            self._finish(kind, items, handle)
             return True
+
+    def _begin(self, kind: str, items: list[tuple[dict[str, Any], Any]]) -> Any:
+        assert self._start_batch is not None
+        try:
+            return self._start_batch(kind, [payload for _, payload in items])
+        except Exception:  # the batch is then sent as usual
+            log.exception("feedbackloop client: unexpected error starting a batch")
+            return None
+
+    def _finish(self, kind: str, items: list[tuple[dict[str, Any], Any]],
+                handle: Any) -> None:
+        try:
+            outcomes = self._deliver(kind, items, handle)
+        except Exception as exc:  # a defect must not kill the sender and lose records
+            log.exception("feedbackloop client: unexpected error sending a batch")
+            outcomes = [("undelivered", None, f"unexpected error: {exc!r}")] * len(items)
+        with self._cond:
+            self._settle(kind, items, outcomes)
+            self._in_flight -= len(items)
+            self._cond.notify_all()
 
     def _run(self) -> None:
         next_tick = time.monotonic() + self.flush_interval
@@ -281,8 +336,14 @@ class Batcher:
                 while True:
                     now = time.monotonic()
                     if now >= next_tick:
-                        self._tick_drain = True
-                        next_tick = now + self.flush_interval
+                        since = self._since
+                        if since is not None and now - since < self.flush_interval:
+                            # The caller filled a batch since: what waits is younger than
+                            # the interval. Come back when it is not.
+                            next_tick = since + self.flush_interval
+                        else:
+                            self._tick_drain = True
+                            next_tick = now + self.flush_interval
                     draining = (self._tick_drain or self._flush_waiters > 0 or self._closing
                                 or self._queued >= self.max_queue)
                     if self._ready(draining):
@@ -295,12 +356,15 @@ class Batcher:
                     self._cond.wait(max(0.0, next_tick - now))
             self._send_next(draining)
 
-    def _deliver(self, kind: str, items: list[tuple[dict[str, Any], Any]]) -> list[Outcome]:
+    def _deliver(self, kind: str, items: list[tuple[dict[str, Any], Any]],
+                 handle: Any = None) -> list[Outcome]:
         attempt = 0
         while True:
             self.requests += 1
             try:
-                outcomes = list(self._send(kind, [payload for _, payload in items]))
+                payloads = [payload for _, payload in items]
+                outcomes = list(self._send(kind, payloads) if handle is None
+                                else self._send(kind, payloads, ahead=handle))
                 if len(outcomes) != len(items):
                     raise Retryable(f"reply covered {len(outcomes)} of {len(items)} records")
                 return outcomes

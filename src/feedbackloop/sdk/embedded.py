@@ -3,11 +3,23 @@
 Each record is prepared (validated, redacted, pseudonymised, hashed) when it is logged, so
 a bad record fails in the caller's hands, exactly as with the remote transport, and the
 background thread only has the batched insert left to do.
+
+A client that logs interactions in volume (a full batch) starts one writer process where
+processes are forked: full batches of interactions are then packed (see
+:class:`~feedbackloop.capture.ingest.PackedInteractions`) and written there, on the second
+core, while the caller prepares the next batch (see ``start`` in
+:mod:`feedbackloop.sdk.batching`).
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,7 +33,15 @@ from ..capture.browse import (
     list_feedback,
     list_interactions,
 )
-from ..capture.ingest import Ingestor
+from ..capture.ingest import (
+    Ingestor,
+    PackedInteractions,
+    compact,
+    copy_text_formatter,
+    init_writer,
+    pack_compact,
+    write_packed_in_worker,
+)
 from ..capture.prepare import Reject
 from ..capture.projects import (
     Project,
@@ -40,6 +60,29 @@ from .batching import Outcome, Retryable
 
 __all__ = ["EmbeddedTransport"]
 
+log = logging.getLogger("feedbackloop.client")
+
+# Batches smaller than this are written here: for them a writer process would cost more
+# (packing, a trip to another process) than it saves.
+WRITER_MIN_BATCH = 1_000
+
+
+def _fork_is_default() -> bool:
+    # A forked writer needs nothing re-imported and no ``__main__`` guard in the caller's
+    # script; where the default is spawn, batches are written in this process.
+    try:
+        return multiprocessing.get_start_method(allow_none=False) == "fork"
+    except (RuntimeError, ValueError):
+        return False
+
+
+@dataclass
+class _Started:
+    """A batch handed to the writer process: its packed rows, kept to write again."""
+
+    packed: PackedInteractions
+    future: Future[Any] | None
+
 
 class EmbeddedTransport:
     """Writes to and reads from one project of a local store."""
@@ -50,7 +93,11 @@ class EmbeddedTransport:
         self._owns_store = owns_store
         self.project = self._project(project, create)
         self.ingestor = Ingestor(store, settings, self.project)
+        self._settings = settings
         self._reload_signals()
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_state = "none"  # none | ready | off (guarded by the send lock)
+        self._copy_text: Any = None
         url = store.engine.url.render_as_string(hide_password=True)
         self.describe = f"{url} project {project!r}"
 
@@ -84,15 +131,91 @@ class EmbeddedTransport:
             raise InvalidInput(f"{kind} {record.get('id')!r}: field {prepared.field!r}: "
                                f"{prepared.message}", field=prepared.field,
                                id=record.get("id"), kind=kind)
-        return prepared
+        return compact(prepared) if kind == "interaction" else prepared
 
-    def send(self, kind: str, payloads: list[Any]) -> Sequence[Outcome]:
+    def start(self, kind: str, payloads: list[Any]) -> _Started | None:
+        """Hand a batch of prepared interactions to the writer process (started by the
+        first such batch); None (written in :meth:`send`) for feedback and for batches
+        under ``WRITER_MIN_BATCH``."""
+        if kind != "interaction" or len(payloads) < WRITER_MIN_BATCH:
+            return None
+        pool = self._ready_pool()
+        if pool is None:
+            return None
+        packed = pack_compact(payloads, self.project.id, self._copy_text)
+        return _Started(packed, self._submit(pool, packed))
+
+    @staticmethod
+    def _submit(pool: ProcessPoolExecutor, packed: PackedInteractions) -> Future[Any] | None:
+        try:
+            return pool.submit(write_packed_in_worker, packed)
+        except RuntimeError:  # shut down (interpreter exit) or broken: write here
+            return None
+
+    def _ready_pool(self) -> ProcessPoolExecutor | None:
+        """The writer process, started by the first full batch. It is forked here, in the
+        thread that is logging and holds the send lock: none of this client's locks is
+        held elsewhere then, and the writer needs nothing re-imported."""
+        if self._pool_state == "ready":
+            return self._pool
+        if self._pool_state != "none":
+            return None
+        self._pool_state = "off"
+        if (os.cpu_count() or 1) < 2 or not _fork_is_default():
+            return None
+        try:
+            copy_text = copy_text_formatter() if self.ingestor.copy_text() else None
+            url = self.store.engine.url.render_as_string(hide_password=False)
+            pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                initializer=init_writer, initargs=(url, self._settings, self.project))
+            pool.submit(int)  # forks the writer now
+        except Exception as exc:
+            log.info("feedbackloop client: no writer process (%r); writing in this one",
+                     exc)
+            return None
+        self._copy_text = copy_text
+        self._pool, self._pool_state = pool, "ready"
+        return pool
+
+    def _stop_pool(self, state: str) -> None:
+        pool, self._pool, self._pool_state = self._pool, None, state
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _send_started(self, started: _Started, pooled: bool = True) -> Sequence[Outcome]:
+        pool = self._pool
+        if pooled and started.future is None and pool is not None:  # a retry
+            started.future = self._submit(pool, started.packed)
+        if started.future is not None:
+            try:
+                status, value = started.future.result()
+            except BrokenProcessPool as exc:
+                log.warning("feedbackloop client: the writer process died (%s); writing "
+                            "in this process", exc)
+                self._stop_pool("off")
+            else:
+                if status == "retry":
+                    started.future = None
+                    raise Retryable(value)
+                return value
+        try:
+            result = self.ingestor.write_packed_interactions(started.packed)
+        except (OperationalError, InterfaceError) as exc:
+            raise Retryable(f"{type(exc).__name__}: {exc.orig}") from None
+        return [(r.status, r.field, r.message) for r in result.results]
+
+    def send(self, kind: str, payloads: list[Any],
+             ahead: _Started | None = None) -> Sequence[Outcome]:
+        if ahead is not None:
+            return self._send_started(ahead)
+        if kind == "interaction":
+            return self._send_started(_Started(pack_compact(payloads, self.project.id), None),
+                                      pooled=False)
         for i, prepared in enumerate(payloads):
             prepared.index = i
-        write = (self.ingestor.write_interactions if kind == "interaction"
-                 else self.ingestor.write_feedback)
         try:
-            result = write(payloads)
+            result = self.ingestor.write_feedback(payloads)
         except (OperationalError, InterfaceError) as exc:
             # "database is locked", a dropped PostgreSQL connection: the transaction was
             # rolled back, so the batch can be written again.
@@ -152,9 +275,11 @@ class EmbeddedTransport:
 
     def after_fork_in_child(self) -> None:
         # SQLAlchemy's advice for forks: drop the inherited pool without closing the
-        # parent's connections.
+        # parent's connections. The writer process is the parent's too.
         self.store.engine.dispose(close=False)
+        self._pool, self._pool_state = None, "none"
 
     def close(self) -> None:
+        self._stop_pool("off")
         if self._owns_store:
             self.store.dispose()
