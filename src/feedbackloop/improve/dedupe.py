@@ -210,7 +210,8 @@ def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool
             words_of[found] = words
         return found
 
-    columns = [[norm(row[f]) for row in rows] for f in range(n_fields)]
+    hit = cache.get  # most texts recur (a prompt in every row of its pairs): look up first
+    columns = [[hit(row[f]) or norm(row[f]) for row in rows] for f in range(n_fields)]
     normed = list(zip(*columns, strict=True))
     if exact:
         first: dict[tuple[str, ...], int] = {}
@@ -228,11 +229,13 @@ def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool
     # its fields of a different hash function per field, which is MinHash of the union of
     # field-tagged shingles (an output as chosen is not the same shingle as rejected).
     signer = _Signer(num_perm, shingle_size, seed)
-    distinct: dict[str, int] = {}
     live_l = live.tolist()
-    idx = [np.fromiter((distinct.setdefault(col[i], len(distinct)) for i in live_l),
-                       dtype=np.int64, count=live.size) for col in columns]
-    text_sig = signer.sign(list(distinct), words_of=words_of)
+    live_cols = [[col[i] for i in live_l] for col in columns]
+    texts = list(dict.fromkeys(chain.from_iterable(live_cols)))
+    where = {t: k for k, t in enumerate(texts)}
+    idx = [np.fromiter(map(where.__getitem__, col), dtype=np.int64, count=live.size)
+           for col in live_cols]
+    text_sig = signer.sign(texts, words_of=words_of)
     shift = max(1, num_perm // n_fields)
     sig = np.full((live.size, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     for f in range(n_fields):
@@ -245,21 +248,23 @@ def dedupe_rows(rows: Sequence[Sequence[str]], *, exact: bool = True, near: bool
         block = sig[:, band * r:(band + 1) * r].astype(np.uint64)
         with np.errstate(over="ignore"):
             key = (block * mult).sum(axis=1) ^ (block[:, 0] << np.uint64(32))
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key)
         sk = key[order]
         new = np.ones(sk.size, dtype=bool)
         new[1:] = sk[1:] != sk[:-1]
-        head = order[np.maximum.accumulate(np.where(new, np.arange(sk.size), 0))]
-        member = ~new
-        if member.any():
-            # every member of a bucket against the bucket's first row (rows in order)
-            lefts.append(head[member])
-            rights.append(order[member])
+        if new.all():
+            continue
+        # every member of a bucket against the bucket's first row (the smallest index)
+        starts = np.nonzero(new)[0]
+        heads = np.minimum.reduceat(order, starts)
+        head = heads[np.cumsum(new) - 1]
+        member = order != head
+        lefts.append(head[member])
+        rights.append(order[member])
     if lefts:
-        left = np.concatenate(lefts)
-        right = np.concatenate(rights)
-        pairs = np.unique(np.stack([np.minimum(left, right), np.maximum(left, right)]), axis=1)
-        left, right = pairs[0], pairs[1]
+        n_live = np.int64(live.size)
+        pair = np.unique(np.concatenate(lefts) * n_live + np.concatenate(rights))
+        left, right = pair // n_live, pair % n_live
         similar = (sig[left] == sig[right]).mean(axis=1) >= threshold
         left, right = left[similar], right[similar]
     else:
