@@ -54,7 +54,7 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Measure", ()),
     ("Annotate", (("Campaigns", "/annotate"),)),
     ("Understand", (("Evaluations", "/evaluations"), ("Knowledge base", "/knowledge-base"))),
-    ("Improve", (("Datasets", "/datasets"),)),
+    ("Improve", (("Datasets", "/datasets"), ("Models", "/models"))),
     ("Test", ()),
     ("Release", ()),
     ("Watch", ()),
@@ -331,6 +331,6 @@ def install_pages(app: FastAPI) -> None:
     from .annotation_pages import install_annotation_pages
 
     install_annotation_pages(app)
-    from .dataset_pages import install_dataset_pages
+    from .improve_pages import install_improve_pages
 
-    install_dataset_pages(app)
+    install_improve_pages(app)
