@@ -173,6 +173,18 @@ def test_tokens_and_users(cli: Cli) -> None:
         boss = cli.json("users", "create", "boss", "--password", "long enough", "--superuser")
         assert boss["superuser"] is True
         assert "exactly one" in cli("users", "create", "x", code=2).stderr
+
+        # A token made for a user acts as that user, with the token's project and role only.
+        cli("projects", "create", "other")
+        cli.json("users", "grant", "ana", "-p", "other", "-r", "maintainer")
+        rater = cli.json("tokens", "create", "-p", "shop", "-r", "annotator", "--user", "ana")
+        who = authenticate_token(store, rater["token"])
+        assert (who.name, who.user_id is not None, list(who.roles.values())) == (
+            "ana", True, ["annotator"])
+        assert "not a member" in cli("tokens", "create", "-p", "shop", "-r", "viewer",
+                                     "--user", "boss", code=2).stderr
+        assert "no user named 'nobody'" in cli("tokens", "create", "-p", "shop", "-r",
+                                               "viewer", "--user", "nobody", code=2).stderr
         short = cli("users", "create", "y", "--password", "short", code=2)
         assert "at least 8" in short.stderr
         nobody = cli("users", "grant", "ghost", "-p", "shop", "-r", "viewer", code=2)

@@ -6,6 +6,7 @@ from .service import (
     create_token,
     create_user,
     grant,
+    member_id,
     revoke_token,
     sign_in,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "create_token",
     "create_user",
     "grant",
+    "member_id",
     "revoke_token",
     "sign_in",
 ]

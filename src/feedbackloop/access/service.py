@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..capture.prepare import unstorable
@@ -21,8 +21,8 @@ from ..store import Store, as_utc, utcnow
 from ..store.tables import api_tokens, memberships, projects, users
 from .roles import ROLES, Principal
 
-__all__ = ["authenticate_token", "create_token", "create_user", "grant", "revoke_token",
-           "sign_in"]
+__all__ = ["authenticate_token", "create_token", "create_user", "grant", "member_id",
+           "revoke_token", "sign_in"]
 
 TOKEN_PREFIX = "fl_"
 _hasher = PasswordHasher()
@@ -59,6 +59,19 @@ def grant(store: Store, username: str, project_id: int, role: str) -> None:
                                                 memberships.c.project_id == project_id))
         conn.execute(memberships.insert().values(user_id=uid, project_id=project_id,
                                                  role=role))
+
+
+def member_id(conn: Connection, username: str, project_id: int) -> int:
+    """The id of a user who is a member of the project, or an error naming the user."""
+    row = conn.execute(select(users.c.id).where(users.c.username == username)).first()
+    if row is None:
+        raise NotFound(f"no user named {username!r}", field="user")
+    if conn.execute(select(memberships.c.role).where(
+            memberships.c.user_id == row.id, memberships.c.project_id == project_id)
+    ).first() is None:
+        raise InvalidInput(f"user {username!r} is not a member of this project: grant a role "
+                           "first (feedbackloop users grant)", field="user")
+    return int(row.id)
 
 
 def create_token(store: Store, *, project_id: int | None, role: str, name: str = "",
@@ -103,6 +116,14 @@ def authenticate_token(store: Store, token: str, *, kind: str = "api") -> Princi
             raise AuthenticationFailed("token expired")
         if row.user_id is not None and kind == "session":
             return _user_principal(conn, row.user_id)
+        if row.user_id is not None and row.project_id is not None:
+            # A token made for a user acts as that user (a campaign rater, say), but only
+            # with the token's one project and role, not the user's other memberships.
+            name = conn.execute(select(users.c.username)
+                                .where(users.c.id == row.user_id)).scalar()
+            if name is None:
+                raise AuthenticationFailed("unknown user")
+            return Principal(name=name, roles={row.project_id: row.role}, user_id=row.user_id)
         if row.project_id is None:
             return Principal(name=f"token {row.prefix}…", superuser=True)
         return Principal(name=f"token {row.prefix}…", roles={row.project_id: row.role})

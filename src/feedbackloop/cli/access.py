@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..access import create_token, create_user, grant
+from ..access import create_token, create_user, grant, member_id
 from ..capture.projects import get_project
 from .common import Db, Json, ProjectName, RoleName, echo_json, err, open_store, out
 
@@ -27,9 +27,15 @@ def tokens_create(
     name: Annotated[str, typer.Option("--name", help="A label to recognise it by.")] = "",
     admin: Annotated[bool, typer.Option(
         "--admin", help="An instance administrator token, for every project.")] = False,
+    user: Annotated[str | None, typer.Option(
+        "--user", "-u", metavar="NAME", show_default=False,
+        help="Make the token act as this user (e.g. a rater working a campaign queue "
+             "through the API); the user must be a member of the project.")] = None,
     db: Db = None, json: Json = False,
 ) -> None:
     """Create an API token. It is printed once and only its hash is stored."""
+    if user is not None and admin:
+        raise typer.BadParameter("an --admin token acts for no user", param_hint="--user")
     if admin:
         if project is not None or role not in (None, "admin"):
             raise typer.BadParameter("an --admin token is for every project: leave out "
@@ -39,13 +45,16 @@ def tokens_create(
         raise typer.BadParameter("give --project and --role (or --admin)",
                                  param_hint="--project")
     with open_store(db) as (_settings, store):
-        project_id = None
+        project_id = user_id = None
         if project is not None:
             with store.read() as conn:
                 project_id = get_project(conn, project).id
-        token = create_token(store, project_id=project_id, role=role, name=name)
+                user_id = None if user is None else member_id(conn, user, project_id)
+        token = create_token(store, project_id=project_id, role=role, name=name,
+                             user_id=user_id)
     if json:
-        echo_json({"token": token, "project": project, "role": role, "name": name})
+        echo_json({"token": token, "project": project, "role": role, "name": name,
+                   "user": user})
         return
     sys.stdout.write(token + "\n")
     err().print("Store this token now: it is not shown again.")

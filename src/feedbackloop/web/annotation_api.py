@@ -11,7 +11,6 @@ errors of :mod:`feedbackloop.errors`, which the one error handler turns into JSO
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,7 +21,6 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
 
 from ..access import Action, Principal
 from ..annotation.aggregate import aggregate, get_aggregation, latest_aggregation
@@ -43,7 +41,6 @@ from ..annotation.reliability import project_agreement
 from ..capture.projects import Project
 from ..errors import NotFound, PermissionDenied
 from ..store import Store
-from ..store.tables import api_tokens, users
 from .api import _BODY_ERRORS, _ERRORS
 from .deps import (
     CurrentPrincipal,
@@ -208,27 +205,16 @@ def _campaign(store: Store, project: Project, ref: str) -> Campaign:
         return get_campaign(conn, project, ref)
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def rater_of(store: Store, principal: Principal,
              credentials: HTTPAuthorizationCredentials | None) -> str:
     """The rater behind a request: the signed-in user, or the user an API token was made
-    for. A token made for no user cannot work a queue: raters are users."""
+    for (``feedbackloop tokens create --user NAME``). A token made for no user cannot work
+    a queue: raters are users."""
     if principal.user_id is not None:
         return principal.name
-    if credentials is not None:
-        with store.read() as conn:
-            row = conn.execute(
-                select(users.c.username).select_from(
-                    api_tokens.join(users, users.c.id == api_tokens.c.user_id))
-                .where(api_tokens.c.token_hash == _token_hash(credentials.credentials))
-            ).first()
-        if row is not None:
-            return str(row.username)
     raise PermissionDenied("this token is not tied to a user; a campaign's queue is worked "
-                           "by its raters, who use a token made for them", field="rater")
+                           "by its raters, who use a token made for them (feedbackloop "
+                           "tokens create --user NAME)", field="rater")
 
 
 def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
