@@ -37,7 +37,6 @@ from ..capture.ingest import (
     Ingestor,
     PackedInteractions,
     compact,
-    copy_text_formatter,
     init_writer,
     pack_compact,
     write_packed_in_worker,
@@ -97,7 +96,6 @@ class EmbeddedTransport:
         self._reload_signals()
         self._pool: ProcessPoolExecutor | None = None
         self._pool_state = "none"  # none | ready | off (guarded by the send lock)
-        self._copy_text: Any = None
         url = store.engine.url.render_as_string(hide_password=True)
         self.describe = f"{url} project {project!r}"
 
@@ -142,7 +140,9 @@ class EmbeddedTransport:
         pool = self._ready_pool()
         if pool is None:
             return None
-        packed = pack_compact(payloads, self.project.id, self._copy_text)
+        # Rows travel as tuples: formatting them (COPY text on PostgreSQL) is the writer
+        # process's work, not this thread's, which is the busier of the two.
+        packed = pack_compact(payloads, self.project.id)
         return _Started(packed, self._submit(pool, packed))
 
     @staticmethod
@@ -164,7 +164,6 @@ class EmbeddedTransport:
         if (os.cpu_count() or 1) < 2 or not _fork_is_default():
             return None
         try:
-            copy_text = copy_text_formatter() if self.ingestor.copy_text() else None
             url = self.store.engine.url.render_as_string(hide_password=False)
             pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("fork"),
@@ -174,7 +173,6 @@ class EmbeddedTransport:
             log.info("feedbackloop client: no writer process (%r); writing in this one",
                      exc)
             return None
-        self._copy_text = copy_text
         self._pool, self._pool_state = pool, "ready"
         return pool
 
