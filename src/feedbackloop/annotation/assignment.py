@@ -325,7 +325,11 @@ def next_item(store: Store, project: Project | str, campaign: Campaign | str | i
             if held is not None:
                 return _work_item(conn, camp, held)
             _expire_overdue(conn, camp, now)
-            gold, rng = _serve_gold(camp, rater, _finished(conn, camp, rater))
+            # The draws (gold or not, pairwise sides) need the rater's count of
+            # finished items; a campaign with neither skips counting them.
+            needs_count = camp.gold_rate > 0 or camp.pairwise
+            gold, rng = _serve_gold(camp, rater,
+                                    _finished(conn, camp, rater) if needs_count else 0)
             aid = None
             if gold:
                 aid = _claim_gold(conn, camp, rater, now, rng)
