@@ -14,6 +14,7 @@ from .annotation_api import build_annotation_router
 from .api import build_api_router
 from .errors import RequestSizeLimit, install_error_handlers
 from .evaluation_api import build_evaluation_router
+from .improve_api import build_improve_router, build_resolve_router
 
 __all__ = ["create_app"]
 
@@ -36,6 +37,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(build_api_router())
     app.include_router(build_evaluation_router())
     app.include_router(build_annotation_router())
+    app.include_router(build_improve_router())
+    app.include_router(build_resolve_router())
     app.openapi = lambda: _api_schema(app)  # type: ignore[method-assign]
     from .pages import install_pages
 

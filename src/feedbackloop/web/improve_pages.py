@@ -339,6 +339,17 @@ def _version_param(raw: str | None) -> int | None:
     return int(raw)
 
 
+_FIELD_ORDER = {k: i for i, k in enumerate(
+    ("prompt", "text", "chosen", "rejected", "completion", "label", "confidence"))}
+
+
+def _ordered(data: Any) -> Any:
+    """A row's fields in reading order (prompt first), whatever order storage kept."""
+    if not isinstance(data, dict):
+        return data
+    return dict(sorted(data.items(), key=lambda kv: (_FIELD_ORDER.get(kv[0], 99), kv[0])))
+
+
 def _dataset_page(request: Request, name: str, dataset: str) -> Response:
     return _dataset(request, name, dataset, None)
 
@@ -365,6 +376,7 @@ def _dataset(request: Request, name: str, dataset: str, version: int | None) -> 
             else:
                 sample = [r for s in splits
                           for r in iter_rows(conn, ds, s, limit=SAMPLE_PER_SPLIT)]
+            sample = [{**r, "data": _ordered(r["data"])} for r in sample]
             lineage = interactions_of(conn, project,
                                       [f for r in sample for f in r["feedback_ids"]])
             versions = [d.version for d in list_datasets(conn, project) if d.name == ds.name]
