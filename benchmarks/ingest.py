@@ -144,10 +144,12 @@ def sdk_available() -> bool:
     return hasattr(Client, "local")
 
 
-def run_sdk(db: BenchDatabase, records: list[dict[str, Any]]) -> float:
+def run_sdk(db: BenchDatabase, records: list[dict[str, Any]], *,
+            writer_process: bool = False) -> float:
     from feedbackloop.client import Client
 
-    client = Client.local(db.url, project=db.project.name, settings=db.settings())
+    client = Client.local(db.url, project=db.project.name, settings=db.settings(),
+                          writer_process=writer_process)
     try:
         def work() -> None:
             for r in records:
@@ -325,6 +327,11 @@ def run(kinds: list[str], n: int = N) -> list[Result]:
                     ours = run_sdk(db, records)
                 add(_share("embedded SDK (Client.local)", kind, ours, base,
                                       TARGET_SHARE["sdk"], "default batching", order=3))
+                with database(kind) as db:
+                    ours = run_sdk(db, records, writer_process=True)
+                add(_share("embedded SDK, writer_process=True", kind, ours, base,
+                                      TARGET_SHARE["sdk"], "opt-in forked writer (bulk loads)",
+                                      order=3))
             else:
                 print("  note: feedbackloop.Client.local is not available yet; SDK skipped")
             with database(kind) as db:

@@ -351,7 +351,7 @@ def test_large_batches_go_through_the_writer_process_with_the_same_outcomes(
 
     n = WRITER_MIN_BATCH
     with Client.local(db_url, project="shop", settings=settings, batch_size=n,
-                      flush_interval=60) as client:
+                      flush_interval=60, writer_process=True) as client:
         client.log_interaction("q", "a", id="old", model_version="v1")
         assert client.flush().accepted == 1
         ids = []

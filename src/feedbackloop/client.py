@@ -116,7 +116,7 @@ class Client:
               settings: Settings | None = None, create_project: bool = False,
               batch_size: int = 5_000, flush_interval: float = 1.0, max_retries: int = 6,
               max_queue: int = 100_000, queue_timeout: float = 30.0, backoff: float = 0.5,
-              exit_timeout: float = 30.0) -> Client:
+              exit_timeout: float = 30.0, writer_process: bool = False) -> Client:
         """A client that writes straight to a store, with no server in between.
 
         ``db_url`` defaults to the settings' database (the embedded SQLite file under
@@ -124,6 +124,10 @@ class Client:
         is migrated when it is behind. ``create_project`` creates a missing project
         instead of failing. Batches are larger than the remote default (5,000): with no
         network in between, a transaction's fixed cost is what a batch amortises.
+        ``writer_process`` (Linux, off by default) forks one process that writes full
+        batches of interactions while the caller prepares the next: for bulk-loading
+        scripts, not for servers, since forking a process whose other threads may hold
+        locks (logging, a database pool) can leave the child waiting on them forever.
         """
         from .sdk.embedded import EmbeddedTransport
         from .settings import load_settings
@@ -137,7 +141,8 @@ class Client:
         try:
             store.ensure_schema()
             transport = EmbeddedTransport(store, settings, project, owns_store=True,
-                                          create=create_project)
+                                          create=create_project,
+                                          writer_process=writer_process)
         except BaseException:
             store.dispose()
             raise

@@ -4,10 +4,10 @@ Each record is prepared (validated, redacted, pseudonymised, hashed) when it is 
 a bad record fails in the caller's hands, exactly as with the remote transport, and the
 background thread only has the batched insert left to do.
 
-A client that logs interactions in volume (a full batch) starts one writer process where
-processes are forked: full batches of interactions are then packed (see
-:class:`~feedbackloop.capture.ingest.PackedInteractions`) and written there, on the second
-core, while the caller prepares the next batch (see ``start`` in
+A client made with ``writer_process=True`` that logs interactions in volume (a full
+batch) starts one writer process where processes are forked: full batches of interactions
+are then packed (see :class:`~feedbackloop.capture.ingest.PackedInteractions`) and written
+there, on the second core, while the caller prepares the next batch (see ``start`` in
 :mod:`feedbackloop.sdk.batching`).
 """
 
@@ -87,7 +87,7 @@ class EmbeddedTransport:
     """Writes to and reads from one project of a local store."""
 
     def __init__(self, store: Store, settings: Settings, project: str, *,
-                 owns_store: bool, create: bool) -> None:
+                 owns_store: bool, create: bool, writer_process: bool = False) -> None:
         self.store = store
         self._owns_store = owns_store
         self.project = self._project(project, create)
@@ -95,7 +95,8 @@ class EmbeddedTransport:
         self._settings = settings
         self._reload_signals()
         self._pool: ProcessPoolExecutor | None = None
-        self._pool_state = "none"  # none | ready | off (guarded by the send lock)
+        # none | ready | off (guarded by the send lock); off unless asked for.
+        self._pool_state = "none" if writer_process else "off"
         url = store.engine.url.render_as_string(hide_password=True)
         self.describe = f"{url} project {project!r}"
 
