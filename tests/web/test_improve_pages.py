@@ -166,6 +166,8 @@ def test_unknown_datasets_and_bad_queries_are_4xx(client: httpx.Client) -> None:
     assert bad.status_code == 422 and "<b>x</b>" not in bad.text
     assert client.get("/projects/shop/models/reward/nope").status_code == 404
     assert client.get("/projects/shop/models/nope/rm-1").status_code == 404
+    assert client.get("/projects/shop/models/re%00ward/rm-1").status_code == 404
+    assert client.get("/projects/shop/datasets/pr%00efs").status_code == 404
 
 
 def test_the_model_pages_show_metrics_run_history_and_toggle(
@@ -330,6 +332,10 @@ def test_forms_need_the_csrf_token_and_a_session(client: httpx.Client, shop: Sho
                                              "csrf": "forged"})
     assert r.status_code == 403
     r = client.post("/projects/shop/models/reward/rm-9/promote",
+                    data={"to": "live", "confirm": "yes",
+                          "csrf": _csrf(client.get(base).text)})
+    assert r.status_code == 404
+    r = client.post("/projects/shop/models/reward/rm%002/promote",
                     data={"to": "live", "confirm": "yes",
                           "csrf": _csrf(client.get(base).text)})
     assert r.status_code == 404

@@ -53,7 +53,6 @@ from ..improve.registry import (
 from ..improve.toggles import Toggle
 from ..stats.intervals import wilson_interval
 from ..store.tables import (
-    datasets,
     feedback,
     interactions,
     model_events,
@@ -109,21 +108,6 @@ def models_trained_on(conn: Connection, dataset_id: int) -> list[dict[str, Any]]
          .join(link, link.c.model_version_id == v.c.id)
          .where(link.c.dataset_id == dataset_id).order_by(v.c.component, v.c.id))
     return [dict(r._mapping) for r in conn.execute(q)]
-
-
-def dataset_ids(conn: Connection, project: Project, refs: Sequence[str]) -> dict[str, int]:
-    """``name@version`` -> dataset id, for the links of a model version."""
-    out = {}
-    for ref in refs:
-        name, _, version = ref.rpartition("@")
-        if not version.isdigit():
-            continue
-        found = conn.execute(select(datasets.c.id).where(
-            datasets.c.project_id == project.id, datasets.c.name == name,
-            datasets.c.version == int(version))).scalar()
-        if found is not None:
-            out[ref] = int(found)
-    return out
 
 
 def rollback_target(conn: Connection, project: Project, component: str) -> str | None:
@@ -446,7 +430,6 @@ def _model_context(request: Request, principal: Principal, name: str, component:
         statuses = {v.name: v.status for v in siblings}
         shares = rule_shares(conn, project, component, toggle["rules"], toggle["default"],
                              statuses)
-        ds_links = dataset_ids(conn, project, version.datasets)
         restores = rollback_target(conn, project, component)
     role = principal.role_in(project.id)
     return {
@@ -454,7 +437,7 @@ def _model_context(request: Request, principal: Principal, name: str, component:
         "history": [e for e in events if e["version"] == version.name],
         "toggle_events": [e for e in events if e["kind"] == "toggle"][-5:][::-1],
         "toggle": toggle, "rules": _readable_rules(toggle["rules"], statuses),
-        "shares": shares, "dataset_links": ds_links, "restores": restores,
+        "shares": shares, "restores": restores,
         "key": key_metric(version.metrics), "baselines": baselines(version.metrics),
         "flat": flat_metrics(version.metrics),
         "targets": [t for t, sources in _PROMOTIONS.items() if version.status in sources],
@@ -491,6 +474,9 @@ def _checked(form: FormData, principal: Principal, request: Request, name: str,
     store = _store(request)
     project = _readable_project(store, principal, name)
     principal.require(project.id, RELEASE)
+    if len(component) > 50 or len(version) > 200 or "\x00" in component + version:
+        raise NotFound(f"no version {version[:200]!r} of component {component[:50]!r} "
+                       "in this project")
     with store.read() as conn:
         get_version(conn, project, component, version)
     return store, project
