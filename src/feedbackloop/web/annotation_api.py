@@ -45,6 +45,7 @@ from .api import _BODY_ERRORS, _ERRORS
 from .deps import (
     CurrentPrincipal,
     ProjectReader,
+    SettingsDep,
     StoreDep,
     _bearer,
     check_text,
@@ -361,6 +362,7 @@ def build_annotation_router() -> APIRouter:
                  responses=_BODY_ERRORS)
     def post_submit(campaign: CampaignRef, assignment: AssignmentId, body: SubmitIn,
                     project: Annotator, principal: CurrentPrincipal, store: StoreDep,
+                    settings: SettingsDep,
                     credentials: Annotated[HTTPAuthorizationCredentials | None,
                                            Depends(_bearer)]) -> Response:
         """Submit the answers for one of the caller's assignments."""
@@ -370,7 +372,8 @@ def build_annotation_router() -> APIRouter:
         check_text(body.comment, "comment")
         found = _campaign(store, project, campaign)
         result = submit(store, project, found, rater, assignment, dict(body.answers),
-                        correction=body.correction, comment=body.comment)
+                        correction=body.correction, comment=body.comment,
+                        settings=settings)
         return _json(result)
 
     @router.post("/campaigns/{campaign}/assignments/{assignment}/skip",

@@ -689,7 +689,8 @@ async def _work_submit(request: Request, name: str, campaign_id: int) -> Respons
                 answers = answers_from(form, campaign.signals)
                 submit(store, project, campaign, principal.name, assignment, answers,
                        correction=correction if correction.strip() else None,
-                       comment=comment if comment.strip() else None)
+                       comment=comment if comment.strip() else None,
+                       settings=request.app.state.settings)
                 done = "saved"
         except (InvalidInput, Conflict, NotFound) as exc:
             return _workspace(request, principal, name, campaign_id, status=exc.status
