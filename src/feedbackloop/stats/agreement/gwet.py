@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 
 from ..estimate import Estimate, unavailable
-from .matrix import as_matrix, unit_bootstrap
+from .matrix import as_matrix, weighted_bootstrap
 
 __all__ = ["gwet_ac1", "gwet_ac2"]
 
@@ -31,7 +32,8 @@ def gwet_ac1(
         AC1 = (p_a - p_e) / (1 - p_e)
 
     ``categories`` fixes q (default: the categories observed). With ``rng`` the interval
-    is the percentile bootstrap over rated units. Unavailable with fewer than 2 units
+    is the percentile bootstrap over rated units; a resample's p_a and π_k are the means
+    above weighted by the units' multiplicities. Unavailable with fewer than 2 units
     rated twice or fewer than 2 categories.
     """
     return _gwet(ratings, None, categories, "gwet ac1", rng, n_resamples, confidence)
@@ -99,12 +101,8 @@ def _gwet(
         return unavailable(n_pairable, method, "agreement expected by chance is perfect")
     ci = None
     if rng is not None:
-        ci = unit_bootstrap(
-            lambda index: _gwet_value(counts[index], w),
-            counts.shape[0],
-            rng,
-            n_resamples,
-            confidence,
+        ci = weighted_bootstrap(
+            _gwet_terms(counts, w), counts.shape[0], rng, n_resamples, confidence
         )
         method += ", unit bootstrap"
     return Estimate(value=value, ci=ci, n=n_pairable, method=method)
@@ -126,3 +124,30 @@ def _gwet_value(counts: np.ndarray, w: np.ndarray) -> float | None:
     if p_e >= 1.0:
         return None
     return (p_a - p_e) / (1.0 - p_e)
+
+
+def _gwet_terms(counts: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """AC of each row of unit multiplicities ``v`` (resamples, rated units).
+
+    With a_i the unit's agreement term (0 unless r_i ≥ 2), p_a = Σ v_i a_i / Σ_{r_i≥2} v_i
+    and π_k = Σ v_i r_ik / r_i / Σ v_i: one product with the per-unit terms
+    [1, [r_i ≥ 2], a_i, r_ik / r_i] gives all of them. ``np.nan`` where AC is undefined.
+    """
+    q = w.shape[0]
+    r_i = counts.sum(axis=1)
+    two = r_i >= 2
+    a_i = np.zeros(r_i.size)
+    weighted = counts[two] @ w.T
+    a_i[two] = np.sum(counts[two] * (weighted - 1.0), axis=1) / (r_i[two] * (r_i[two] - 1.0))
+    terms = np.column_stack([np.ones(r_i.size), two, a_i, counts / r_i[:, None]])
+    scale = np.sum(w) / (q * (q - 1.0))
+
+    def ac(v: np.ndarray) -> np.ndarray:
+        sums = v @ terms
+        p_a = sums[:, 2] / sums[:, 1]
+        pi = sums[:, 3:] / sums[:, :1]
+        p_e = scale * np.sum(pi * (1.0 - pi), axis=1)
+        out = (p_a - p_e) / (1.0 - p_e)
+        return np.where((sums[:, 1] == 0.0) | (p_e >= 1.0), np.nan, out)
+
+    return ac

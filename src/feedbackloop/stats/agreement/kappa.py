@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+from scipy import sparse
 
 from ..estimate import Estimate, unavailable
-from .matrix import as_matrix, unit_bootstrap
+from .matrix import DENSE_CELLS, as_matrix, weighted_bootstrap, weighted_sums
 
 __all__ = ["cohen_kappa_weighted", "fleiss_kappa"]
 
@@ -25,7 +27,9 @@ def fleiss_kappa(
         kappa = (mean P_i - Σ_j p_j²) / (1 - Σ_j p_j²)
 
     (Fleiss 1971, Psychol. Bull. 76:378), with n_ij the raters putting unit i in category j.
-    With ``rng`` the interval is the percentile bootstrap over units. Unavailable unless
+    With ``rng`` the interval is the percentile bootstrap over units, each resample's kappa
+    computed from its unit multiplicities w_i (mean P_i = Σ w_i P_i / Σ w_i, p_j from
+    Σ_i w_i n_ij), which is kappa on the resampled units. Unavailable unless
     every unit is rated by every rater ("Fleiss' kappa needs complete data"), with fewer
     than 2 raters or units, or when all ratings are identical.
     """
@@ -45,12 +49,8 @@ def fleiss_kappa(
         return unavailable(n_units, method, "all ratings are identical")
     ci = None
     if rng is not None:
-        ci = unit_bootstrap(
-            lambda index: _fleiss(counts[index], float(n_raters)),
-            n_units,
-            rng,
-            n_resamples,
-            confidence,
+        ci = weighted_bootstrap(
+            _fleiss_terms(counts, float(n_raters)), n_units, rng, n_resamples, confidence
         )
         method += ", unit bootstrap"
     return Estimate(value=value, ci=ci, n=n_units, method=method)
@@ -63,6 +63,27 @@ def _fleiss(counts: np.ndarray, r: float) -> float | None:
     if p_e >= 1.0 - 1e-12:
         return None
     return (float(p_i.mean()) - p_e) / (1.0 - p_e)
+
+
+def _fleiss_terms(counts: np.ndarray, r: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Fleiss' kappa of each row of unit multiplicities ``w`` (resamples, units).
+
+    With P_i the unit's agreement, N = Σ w_i and n_j = Σ_i w_i n_ij, the resample's
+    mean P is Σ w_i P_i / N and p_j = n_j / (N r); one product with the per-unit terms
+    [1, P_i, n_i1 .. n_iq] gives all of them. ``np.nan`` where kappa is undefined.
+    """
+    p_i = (np.sum(counts * counts, axis=1) - r) / (r * (r - 1.0))
+    terms = np.column_stack([np.ones(counts.shape[0]), p_i, counts])
+
+    def kappa(w: np.ndarray) -> np.ndarray:
+        sums = w @ terms
+        total = sums[:, 0]
+        p_j = sums[:, 2:] / (total * r)[:, None]
+        p_e = np.sum(p_j * p_j, axis=1)
+        out = (sums[:, 1] / total - p_e) / (1.0 - p_e)
+        return np.where(p_e >= 1.0 - 1e-12, np.nan, out)
+
+    return kappa
 
 
 def cohen_kappa_weighted(
@@ -83,7 +104,8 @@ def cohen_kappa_weighted(
     the sorted ``labels`` (default: the union of both raters' labels). Equals
     ``sklearn.metrics.cohen_kappa_score``. Items with a label outside ``labels`` are
     dropped, as are float items where either rating is NaN. With ``rng`` the interval is
-    the paired percentile bootstrap over items. Unavailable with fewer than 2 items or
+    the paired percentile bootstrap over items (each resample's O and marginals are sums
+    over items weighted by their multiplicities). Unavailable with fewer than 2 items or
     when agreement expected by chance is perfect.
     """
     if weights not in (None, "linear", "quadratic"):
@@ -115,13 +137,7 @@ def cohen_kappa_weighted(
         return unavailable(n, method, "agreement expected by chance is perfect")
     ci = None
     if rng is not None:
-        ci = unit_bootstrap(
-            lambda index: _weighted_kappa(ia[index], ib[index], w),
-            n,
-            rng,
-            n_resamples,
-            confidence,
-        )
+        ci = weighted_bootstrap(_weighted_kappa_terms(ia, ib, w), n, rng, n_resamples, confidence)
         method += ", paired bootstrap"
     return Estimate(value=value, ci=ci, n=n, method=method)
 
@@ -134,6 +150,40 @@ def _weighted_kappa(ia: np.ndarray, ib: np.ndarray, w: np.ndarray) -> float | No
     if denominator <= 0.0:
         return None
     return 1.0 - float(np.sum(w * observed)) / denominator
+
+
+def _weighted_kappa_terms(
+    ia: np.ndarray, ib: np.ndarray, w: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Weighted kappa of each row of item multiplicities ``v`` (resamples, items).
+
+    With N = Σ v_i, Σ w_kl O_kl = Σ_i v_i w[a_i, b_i] and the marginals rows_k =
+    Σ_{a_i=k} v_i, cols_l = Σ_{b_i=l} v_i, kappa = 1 - Σ_i v_i w[a_i, b_i] /
+    (rows · w · cols / N). ``np.nan`` where the denominator is not positive.
+    """
+    k, n = w.shape[0], ia.size
+    items = np.arange(n)
+    # [1, w[a_i, b_i], one-hot of a_i, one-hot of b_i] per item, (items, 2k + 2).
+    terms: Any = sparse.csr_matrix(
+        (
+            np.concatenate([np.ones(n), w[ia, ib], np.ones(2 * n)]),
+            (
+                np.tile(items, 4),
+                np.concatenate([np.zeros(n, int), np.ones(n, int), 2 + ia, 2 + k + ib]),
+            ),
+        ),
+        shape=(n, 2 * k + 2),
+    )
+    terms = terms.toarray() if n * (2 * k + 2) <= DENSE_CELLS else terms.tocsc()
+
+    def kappa(v: np.ndarray) -> np.ndarray:
+        sums = weighted_sums(v, terms)
+        total, rows, cols = sums[:, 0], sums[:, 2 : k + 2], sums[:, k + 2 :]
+        denominator = np.sum((rows @ w) * cols, axis=1) / total
+        out = 1.0 - sums[:, 1] / denominator
+        return np.where(denominator <= 0.0, np.nan, out)
+
+    return kappa
 
 
 def _positions(values: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from ..estimate import Estimate, unavailable
-from .matrix import as_matrix, unit_bootstrap
+from .matrix import DENSE_CELLS, as_matrix, weighted_bootstrap, weighted_sums
 
 __all__ = ["Level", "krippendorff_alpha"]
 
@@ -17,6 +17,9 @@ Level = Literal["nominal", "ordinal", "interval", "ratio"]
 _LEVELS = ("nominal", "ordinal", "interval", "ratio")
 # Distinct values per block when the ratio metric's expected disagreement is summed.
 _RATIO_BLOCK = 2048
+# Cells of the (resamples, values) and (units, resamples) arrays of one block of resamples
+# in ``_AlphaParts.alphas`` (ordinal and ratio levels).
+_BLOCK_CELLS = 2**21
 
 
 def krippendorff_alpha(
@@ -45,7 +48,9 @@ def krippendorff_alpha(
     for D_e (O(V²) time, O(V) memory in the number V of distinct values).
 
     ``n`` is the number of pairable units. The interval, when ``rng`` is given, is the
-    percentile bootstrap over pairable units. Unavailable with fewer than 2 pairable units
+    percentile bootstrap over pairable units, each resample's alpha computed from the
+    per-unit sums weighted by the units' multiplicities, many resamples at a time.
+    Unavailable with fewer than 2 pairable units
     or when all ratings are identical (D_e = 0).
     """
     if level not in _LEVELS:
@@ -64,11 +69,7 @@ def krippendorff_alpha(
         return unavailable(n_units, method, "all ratings are identical")
     ci = None
     if rng is not None:
-
-        def statistic(index: np.ndarray) -> float | None:
-            return parts.alpha(np.bincount(index, minlength=n_units).astype(float))
-
-        ci = unit_bootstrap(statistic, n_units, rng, n_resamples, confidence)
+        ci = weighted_bootstrap(parts.alphas, n_units, rng, n_resamples, confidence)
         method += ", unit bootstrap"
     return Estimate(value=value, ci=ci, n=n_units, method=method)
 
@@ -77,7 +78,8 @@ class _AlphaParts:
     """Per-unit sums from which alpha follows for any multiplicities ``w`` of the units.
 
     Built once; ``alpha(w)`` costs O(units + distinct values) (ratio: O(V²)), so a
-    bootstrap resample never re-reads the ratings. No values-by-values matrix is built
+    bootstrap resample never re-reads the ratings; ``alphas(W)`` is the same for the rows
+    of a (resamples, units) weight matrix at once. No values-by-values matrix is built
     except the ratio δ table when V ≤ _RATIO_BLOCK.
     """
 
@@ -87,6 +89,7 @@ class _AlphaParts:
         self.m = np.count_nonzero(present, axis=0).astype(float)
         cells = pairable.T[present.T]  # unit by unit
         self.constant = bool(cells.min() == cells.max())
+        self._terms: tuple[Any, Any] | None = None
         if level == "interval":
             # Centred so the moment identity keeps its precision on large offsets.
             centred = np.where(present, pairable - cells.mean(), 0.0)
@@ -143,6 +146,89 @@ class _AlphaParts:
         if expected <= 1e-12 * scale or expected <= 0.0:
             return None
         return 1.0 - (n - 1.0) * observed / expected
+
+    def alphas(self, w: np.ndarray) -> np.ndarray:
+        """``alpha`` of each row of ``w`` (resamples, units); ``np.nan`` where D_e is 0.
+
+        The same formulas with the sums over units taken as one product of ``w`` with the
+        per-unit terms (:meth:`_batch_terms`). At the ordinal and ratio levels, whose
+        per-value terms depend on the resample, rows go in blocks of at most
+        ``_BLOCK_CELLS`` (resamples x max(units, values)) cells.
+        """
+        if self.constant:
+            return np.full(w.shape[0], np.nan)
+        if self.level in ("ordinal", "ratio"):
+            step = max(1, _BLOCK_CELLS // max(self.m.size, self.categories.size))
+            if w.shape[0] > step:
+                return np.concatenate(
+                    [self.alphas(w[start : start + step]) for start in range(0, w.shape[0], step)]
+                )
+        terms, root = self._batch_terms()
+        sums = weighted_sums(w, terms)
+        n = sums[:, 0]
+        if self.level == "interval":
+            t1, t2, observed = sums[:, 1], sums[:, 2], sums[:, 3]
+            expected = 2.0 * (n * t2 - t1 * t1)
+            scale = 2.0 * n * t2
+        elif self.level == "ordinal":
+            v = self.categories.size
+            n_c, scaled = sums[:, 1 : v + 1], sums[:, v + 1 :]
+            t = np.cumsum(n_c, axis=1) - n_c / 2.0
+            t = t - (np.sum(n_c * t, axis=1) / n)[:, None]
+            # Σ_u w_u 2 (m_u b_u - a_u²) / (m_u - 1) with a_u = Σ_c n_uc t_c, b_u =
+            # Σ_c n_uc t_c²: the b part is Σ_c t_c² Σ_u w_u n_uc 2 m_u / (m_u - 1), the a part
+            # Σ_u w_u (Σ_c n_uc t_c √(2 / (m_u - 1)))².
+            a = np.asarray(root @ t.T)  # (units, resamples)
+            observed = np.sum(scaled * t * t, axis=1) - np.einsum("ru,ur->r", w, a * a)
+            t1, t2 = np.sum(n_c * t, axis=1), np.sum(n_c * t * t, axis=1)
+            expected = 2.0 * (n * t2 - t1 * t1)
+            scale = 2.0 * n * t2
+        else:
+            observed, n_c = sums[:, 1], sums[:, 2:]
+            if self.level == "nominal":
+                expected = n * n - np.sum(n_c * n_c, axis=1)
+                scale = n * n
+            else:
+                expected = self._ratio_expected_rows(n_c)
+                scale = expected
+        undefined = (expected <= 1e-12 * scale) | (expected <= 0.0)
+        return np.where(undefined, np.nan, 1.0 - (n - 1.0) * observed / expected)
+
+    def _batch_terms(self) -> tuple[Any, Any]:
+        """Per-unit terms, (units, columns), whose weighted sums ``alphas`` needs: [m_u,
+        Σ x, Σ x², within] (interval), [m_u, within, n_uc] (nominal, ratio), [m_u, n_uc,
+        n_uc 2 m_u / (m_u - 1)] and n_uc √(2 / (m_u - 1)) (ordinal); dense unless large."""
+        if self._terms is not None:
+            return self._terms
+        m = sparse.csr_matrix(self.m[:, None])
+        root = None
+        if self.level == "interval":
+            terms: Any = np.column_stack([self.m, self.s1, self.s2, self.within])
+        elif self.level == "ordinal":
+            scaled = sparse.diags(2.0 * self.m / (self.m - 1.0)) @ self.counts
+            root = sparse.diags(np.sqrt(2.0 / (self.m - 1.0))) @ self.counts
+            terms = sparse.hstack([m, self.counts, scaled], format="csr")
+        else:
+            terms = sparse.hstack([m, sparse.csr_matrix(self.within[:, None]), self.counts])
+        if sparse.issparse(terms) and terms.shape[0] * terms.shape[1] <= DENSE_CELLS:
+            terms = terms.toarray()
+            root = root.toarray() if root is not None else None
+        elif sparse.issparse(terms):
+            terms = sparse.csc_matrix(terms)
+            root = sparse.csr_matrix(root) if root is not None else None
+        self._terms = (terms, root)
+        return self._terms
+
+    def _ratio_expected_rows(self, n_c: np.ndarray) -> np.ndarray:
+        if self.delta is not None:
+            return np.sum((n_c @ self.delta) * n_c, axis=1)
+        total = np.zeros(n_c.shape[0])
+        values = self.categories
+        for start in range(0, values.size, _RATIO_BLOCK):
+            block = values[start : start + _RATIO_BLOCK]
+            delta = _ratio_delta(block[:, None], values[None, :])
+            total += np.sum((n_c[:, start : start + _RATIO_BLOCK] @ delta) * n_c, axis=1)
+        return total
 
     def _ratio_expected(self, n_c: np.ndarray) -> float:
         if self.delta is not None:

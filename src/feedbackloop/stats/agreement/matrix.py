@@ -6,12 +6,28 @@ rate a unit (the ``krippendorff`` package's convention).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
-__all__ = ["as_matrix", "reliability_matrix", "unit_bootstrap"]
+__all__ = [
+    "DENSE_CELLS",
+    "as_matrix",
+    "reliability_matrix",
+    "resample_weights",
+    "unit_bootstrap",
+    "weighted_bootstrap",
+    "weighted_sums",
+]
+
+# Cells of a (resamples, units) chunk of resample weights: 2**21 float64 weights (16 MiB)
+# plus as many drawn int64 indices; 104 resamples per chunk at 20,000 units.
+_CHUNK_CELLS = 2**21
+# Per-unit bootstrap terms with at most this many cells (32 MiB) are kept dense: a BLAS
+# product with a block of weights is several times faster than a sparse one.
+DENSE_CELLS = 2**22
 
 
 def reliability_matrix(
@@ -72,12 +88,11 @@ def unit_bootstrap(
     ``index`` holds ``n_units`` unit positions drawn with replacement, one resample at a
     time (``bootstrap_interval`` draws all (n_resamples, units) indices at once: 800 MB for
     100,000 units). Resamples on which the statistic is undefined (``None`` or not finite)
-    are dropped; ``None`` when more than half are, or with fewer than 2 units.
+    are dropped; ``None`` when more than half are, or with fewer than 2 units. For a
+    statistic that is a function of sums over units, :func:`weighted_bootstrap` is the
+    same interval from the same draws, many resamples at a time.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    _check(n_resamples, confidence)
     if n_units < 2:
         return None
     values = np.empty(n_resamples)
@@ -85,8 +100,75 @@ def unit_bootstrap(
         for b in range(n_resamples):
             result = statistic(rng.integers(0, n_units, n_units))
             values[b] = np.nan if result is None else result
+    return _percentile_interval(values, confidence)
+
+
+def resample_weights(
+    n_units: int, rng: np.random.Generator, n_resamples: int
+) -> Iterator[np.ndarray]:
+    """Unit multiplicities of ``n_resamples`` bootstrap resamples, in (chunk, n_units) blocks.
+
+    Row b counts how often each unit was drawn when ``n_units`` units are drawn with
+    replacement, so every row sums to ``n_units``. The draws are those of
+    :func:`unit_bootstrap` (``rng.integers(0, n_units, n_units)`` per resample; a
+    (chunk, n_units) call yields the same stream), so both give the same resamples from the
+    same ``rng`` state. A block holds at most ``_CHUNK_CELLS`` weights.
+    """
+    per_chunk = max(1, min(n_resamples, _CHUNK_CELLS // max(n_units, 1)))
+    for start in range(0, n_resamples, per_chunk):
+        size = min(per_chunk, n_resamples - start)
+        index = rng.integers(0, n_units, (size, n_units))
+        weights = np.empty((size, n_units))
+        for row in range(size):
+            weights[row] = np.bincount(index[row], minlength=n_units)
+        yield weights
+
+
+def weighted_bootstrap(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n_units: int,
+    rng: np.random.Generator,
+    n_resamples: int,
+    confidence: float,
+) -> tuple[float, float] | None:
+    """:func:`unit_bootstrap` for a statistic of unit multiplicities, many at a time.
+
+    ``statistic(weights)`` takes a (chunk, n_units) block of :func:`resample_weights`
+    and returns the statistic of each row's resample (``np.nan`` where undefined), which
+    for a statistic built from sums over units is a few matrix products with the per-unit
+    terms instead of one recomputation on copied data per resample. Same draws, same
+    dropping of undefined resamples and same percentile interval as :func:`unit_bootstrap`.
+    """
+    _check(n_resamples, confidence)
+    if n_units < 2:
+        return None
+    values = np.empty(n_resamples)
+    done = 0
+    with np.errstate(all="ignore"):
+        for weights in resample_weights(n_units, rng, n_resamples):
+            values[done : done + weights.shape[0]] = statistic(weights)
+            done += weights.shape[0]
+    return _percentile_interval(values, confidence)
+
+
+def weighted_sums(w: np.ndarray, terms: Any) -> np.ndarray:
+    """``w @ terms``, (resamples, columns), for (units, columns) ``terms`` dense or sparse."""
+    if sparse.issparse(terms):
+        return np.asarray(terms.T @ w.T).T
+    return np.asarray(w @ terms)
+
+
+def _check(n_resamples: int, confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float] | None:
+    """Percentile interval of the finite ``values``; ``None`` when fewer than half are."""
     finite = values[np.isfinite(values)]
-    if finite.size < n_resamples / 2:
+    if finite.size < values.size / 2:
         return None
     tail = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(finite, (tail, 1.0 - tail))
