@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .capture.browse import FeedbackRecord, InteractionRecord
-from .errors import InvalidInput
+from .errors import InvalidInput, NotFound
 from .sdk.batching import Batcher
 from .sdk.results import FlushResult, QueueFull, RejectedRecord
 from .settings import Settings
@@ -323,6 +323,36 @@ class Client:
 
         return to_frame(self.feedback(**filters), FeedbackRecord, backend)
 
+    # -- the model registry ----------------------------------------------------------------
+    def resolve(self, component: str, unit_id: str,
+                attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Which version of ``component`` serves this unit (a user, a session…) with these
+        cohort attributes: ``{"component", "version", "rule", "status", "bucket"}``
+        (``rule`` None: the default, the live version). See docs/models.md."""
+        _check_unit(component, unit_id)
+        return self._transport.resolve(component, unit_id, attributes)
+
+    def predict(self, component: str, item: dict[str, Any], *, unit_id: str | None = None,
+                attributes: dict[str, Any] | None = None,
+                version: str | None = None) -> Any:
+        """Run a model version made by a built-in (or plug-in) trainer on ``item``, here in
+        this process: the version that serves ``unit_id`` (see :meth:`resolve`), or
+        ``version`` by name. Items: ``{"prompt", "response"}`` or ``{"prompt",
+        "candidates"}`` for reward models, ``{"prompt", "candidates"}`` for rerankers,
+        ``{"text"}`` for classifiers. The artifact is checked against its hash and the
+        loaded model kept for the next call."""
+        if version is None:
+            if unit_id is None:
+                raise InvalidInput("give unit_id (to resolve the version serving it) or "
+                                   "version", field="unit_id")
+            version = self.resolve(component, unit_id, attributes)["version"]
+            if version is None:
+                raise NotFound(f"no version of {component!r} is live: promote one first",
+                               field="component")
+        if not isinstance(item, dict):
+            raise InvalidInput("item must be a dict of the model's inputs", field="item")
+        return self._transport.load_model(component, version).predict(item)
+
     # -- the project ---------------------------------------------------------------------
     def project_info(self) -> dict[str, Any]:
         """The project's name, description, risk tier and redaction policy."""
@@ -344,3 +374,10 @@ class Client:
         if labels is not None:
             spec["labels"] = labels
         return self._transport.create_signal(spec)
+
+
+def _check_unit(component: str, unit_id: str) -> None:
+    for field, value in (("component", component), ("unit_id", unit_id)):
+        if not isinstance(value, str) or not value or len(value) > 200:
+            raise InvalidInput(f"{field} must be a non-empty string of at most 200 "
+                               "characters", field=field)

@@ -50,6 +50,7 @@ __all__ = [
     "CACHE_TTL_SECONDS",
     "STATUSES",
     "ModelVersion",
+    "clear_model_cache",
     "clear_resolve_cache",
     "get_toggle",
     "get_version",
@@ -553,6 +554,13 @@ def _refresh(store: Store, project: Project | str, key: tuple[str, str, str],
 _loaded: dict[str, Any] = {}
 _loaded_lock = threading.Lock()
 _LOADED_MAX = 16
+
+
+def clear_model_cache() -> None:
+    """Forget loaded predictors, so the next :func:`load_model` re-reads and re-checks
+    its artifact (tests; after replacing artifacts by hand)."""
+    with _loaded_lock:
+        _loaded.clear()
 
 
 def load_model(store: Store, project: Project | str, component: str, name: str) -> Any:

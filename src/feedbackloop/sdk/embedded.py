@@ -249,6 +249,18 @@ class EmbeddedTransport:
                                  until=filters.get("until"))
         return page.items, page.next_cursor
 
+    # -- the model registry ----------------------------------------------------------------
+    def resolve(self, component: str, unit_id: str,
+                attributes: dict[str, Any] | None) -> dict[str, Any]:
+        from ..improve.registry import resolve
+
+        return resolve(self.store, self.project, component, unit_id, attributes)
+
+    def load_model(self, component: str, name: str) -> Any:
+        from ..improve.registry import load_model
+
+        return load_model(self.store, self.project, component, name)
+
     def get_interaction(self, interaction_id: str) -> InteractionRecord:
         with self.store.read() as conn:
             return get_interaction(conn, self.project.id, interaction_id)

@@ -9,6 +9,7 @@ in the flush result.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import time
 from collections.abc import Sequence
@@ -124,6 +125,7 @@ class RemoteTransport:
         self.max_retries = max_retries
         self.backoff = backoff
         self._base = f"/api/v1/projects/{quote(project, safe='')}"
+        self._models: dict[tuple[Any, Any], Any] = {}
         self._http_options: dict[str, Any] = {
             "base_url": url.rstrip("/"), "timeout": timeout,
             "headers": {"Authorization": f"Bearer {token}", "User-Agent": "feedbackloop-sdk"}}
@@ -170,8 +172,9 @@ class RemoteTransport:
     def _get(self, path: str, params: Any = None) -> Any:
         return self._call("GET", path, params=params)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One API call; GETs are retried like batches (they change nothing)."""
+    def _call(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
+        """One API call; GETs are retried like batches (they change nothing). ``raw``: the
+        body's bytes rather than its JSON."""
         attempt = 0
         while True:
             try:
@@ -183,7 +186,7 @@ class RemoteTransport:
                 wait = None
             else:
                 if response.status_code < 400:
-                    return response.json()
+                    return response.content if raw else response.json()
                 retryable = response.status_code == 429 or response.status_code >= 500
                 if method != "GET" or not retryable or attempt >= self.max_retries:
                     raise error_from_response(response)
@@ -229,6 +232,39 @@ class RemoteTransport:
     def project_info(self) -> dict[str, Any]:
         return dict(self._get(self._base))
 
+    # -- the model registry ----------------------------------------------------------------
+    def resolve(self, component: str, unit_id: str,
+                attributes: dict[str, Any] | None) -> dict[str, Any]:
+        params = [("unit_id", unit_id)]
+        params += [(f"attr.{k}", _attr_text(v)) for k, v in (attributes or {}).items()]
+        return dict(self._get(f"{self._base}/models/{quote(component, safe='')}/resolve",
+                              params))
+
+    def load_model(self, component: str, name: str) -> Any:
+        """The predictor of a version, from its artifact fetched over HTTP and checked
+        against the registry's hash before it is loaded."""
+        base = (f"{self._base}/models/{quote(component, safe='')}/versions/"
+                f"{quote(name, safe='')}")
+        info = self._get(base)
+        key = (info.get("artifact_hash"), info.get("trainer"))
+        cached = self._models.get(key)
+        if cached is not None:
+            return cached
+        if not info.get("artifact_hash") or not info.get("trainer"):
+            raise InvalidInput(f"version {name!r} of {component!r} has no artifact a trainer "
+                               "can load", field="name")
+        data = self._call("GET", f"{base}/artifact", raw=True)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != info["artifact_hash"]:
+            raise errors.Conflict(f"the artifact of model version {component}/{name} does "
+                                  f"not match its hash {info['artifact_hash']} (got "
+                                  f"{digest}): refusing to load it", field="name")
+        from ..improve.trainers.registry import get_trainer
+
+        predictor = get_trainer(info["trainer"]).load(data)
+        self._models[key] = predictor
+        return predictor
+
     def signals(self) -> list[dict[str, Any]]:
         body = self._get(f"{self._base}/signals")
         return list(body["items"] if isinstance(body, dict) else body)
@@ -244,3 +280,12 @@ class RemoteTransport:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _attr_text(value: Any) -> str:
+    # Toggle conditions compare JSON scalars as text: true/false, integers without ".0".
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..capture.projects import Project
 from ..errors import InvalidInput, NotFound
+from ..improve.artifacts import fetch
 from ..improve.datasets import get_dataset, list_datasets
 from ..improve.registry import (
     get_toggle,
@@ -191,6 +192,27 @@ def build_improve_router() -> APIRouter:
             events = [e for e in list_events(conn, project, component)
                       if e["version"] == name]
         return {**_version_out(version), "training_run": run, "events": events}
+
+    @router.get("/models/{component}/versions/{name}/artifact",
+                response_class=Response,
+                responses={200: {"content": {"application/octet-stream": {}},
+                                 "description": "The artifact's bytes."}})
+    def get_model_artifact(component: Component, name: VersionName, project: ProjectReader,
+                           store: StoreDep) -> Response:
+        """The version's artifact, checked against its hash before it is sent (the SDK's
+        ``predict`` loads it and checks the hash again). Its SHA-256 is in the
+        ``X-Artifact-SHA256`` header."""
+        check_text(component, "component")
+        check_text(name, "name")
+        with store.read() as conn:
+            version = get_version(conn, project, component, name)
+        if version.artifact_uri is None or version.artifact_hash is None:
+            raise NotFound(f"version {name!r} of {component!r} has no artifact",
+                           field="name")
+        data = fetch(version.artifact_uri, version.artifact_hash,
+                     version=f"{component}/{name}")
+        return Response(data, media_type="application/octet-stream",
+                        headers={"X-Artifact-SHA256": version.artifact_hash})
 
     @router.get("/models/{component}/events")
     def get_events(component: Component, project: ProjectReader,
