@@ -178,8 +178,8 @@ class _AlphaParts:
             # Σ_u w_u 2 (m_u b_u - a_u²) / (m_u - 1) with a_u = Σ_c n_uc t_c, b_u =
             # Σ_c n_uc t_c²: the b part is Σ_c t_c² Σ_u w_u n_uc 2 m_u / (m_u - 1), the a part
             # Σ_u w_u (Σ_c n_uc t_c √(2 / (m_u - 1)))².
-            a = np.asarray(root @ t.T)  # (units, resamples)
-            observed = np.sum(scaled * t * t, axis=1) - np.einsum("ru,ur->r", w, a * a)
+            a = weighted_sums(t, root.T)  # (resamples, units)
+            observed = np.sum(scaled * t * t, axis=1) - np.einsum("ru,ru->r", w, a * a)
             t1, t2 = np.sum(n_c * t, axis=1), np.sum(n_c * t * t, axis=1)
             expected = 2.0 * (n * t2 - t1 * t1)
             scale = 2.0 * n * t2
