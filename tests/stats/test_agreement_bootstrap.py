@@ -290,3 +290,21 @@ def test_weighted_bootstrap_none_when_most_resamples_undefined() -> None:
         weighted_bootstrap(statistic, 10, np.random.default_rng(0), 30, 1.0)
     with pytest.raises(ValueError, match="n_resamples"):
         weighted_bootstrap(statistic, 10, np.random.default_rng(0), 0, 0.95)
+
+
+def test_blas_threads_limited_during_the_bootstrap_and_restored_after() -> None:
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen: list[list[int]] = []
+
+    def statistic(w: np.ndarray) -> np.ndarray:
+        seen.append(blas_threads())
+        return w[:, 0]
+
+    assert weighted_bootstrap(statistic, 10, np.random.default_rng(0), 30, 0.95) is not None
+    assert all(threads == [1] * len(before) for threads in seen)
+    assert blas_threads() == before

@@ -6,11 +6,14 @@ rate a unit (the ``krippendorff`` package's convention).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "DENSE_CELLS",
@@ -144,11 +147,42 @@ def weighted_bootstrap(
         return None
     values = np.empty(n_resamples)
     done = 0
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), _single_threaded_blas():
         for weights in resample_weights(n_units, rng, n_resamples):
             values[done : done + weights.shape[0]] = statistic(weights)
             done += weights.shape[0]
     return _percentile_interval(values, confidence)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: Any = None
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """BLAS on one thread while any thread is in a weighted bootstrap.
+
+    The products with a chunk of weights are thin (a few ms), so BLAS threads gain nothing,
+    and their busy-waiting between products takes a core from the drawing of the next
+    chunk: with 2 cores under load the bootstrap ran twice as slow with OpenBLAS's default
+    threads. The limit is process-wide; the first thread in sets it and the last one out
+    restores it (nested ``threadpool_limits`` from several threads would restore in the
+    wrong order).
+    """
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 def weighted_sums(w: np.ndarray, terms: Any) -> np.ndarray:
