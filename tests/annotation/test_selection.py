@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from feedbackloop import plugins
 from feedbackloop.annotation import selection
 from feedbackloop.annotation.campaigns import CampaignSpec, create_campaign
 from feedbackloop.annotation.selection import available_policies, get_policy, quotas
@@ -63,7 +64,7 @@ def test_a_name_registered_twice_fails_naming_both(monkeypatch: pytest.MonkeyPat
     eps = [EntryPoint("random", "feedbackloop.annotation.selection:RandomPolicy",
                       selection.GROUP),
            EntryPoint("random", "acme:Random", selection.GROUP)]
-    monkeypatch.setattr(selection, "entry_points", lambda group: eps)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: eps)
     selection.clear_policy_cache()
     try:
         with pytest.raises(ConfigurationError) as exc:

@@ -23,13 +23,12 @@ exclusive), ``attributes`` ({key: value}, all must match). Pairwise campaigns ta
 
 from __future__ import annotations
 
-import functools
 import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -38,6 +37,7 @@ from sqlalchemy import Connection, and_, func, select
 from ..capture.browse import _attribute_equals, _db_ts
 from ..capture.projects import Project, Signal, get_signal
 from ..errors import ConfigurationError, InvalidInput, NotFound
+from ..plugins import PluginGroup, origin
 from ..store.tables import feedback, interactions
 
 __all__ = [
@@ -597,50 +597,34 @@ class RecheckPolicy:
 
 
 # -- the registry -----------------------------------------------------------------------------
-def _origin(ep: EntryPoint) -> str:
-    dist = ep.dist
-    where = f"{dist.name} {dist.version}" if dist is not None else "an unknown distribution"
-    return f"{where} ({ep.value})"
-
-
-@functools.cache
-def _table() -> dict[str, EntryPoint]:
-    table: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=GROUP):
-        seen = table.get(ep.name)
-        if seen is not None:
-            raise ConfigurationError(
-                f"selection policy {ep.name!r} is registered twice: by {_origin(seen)} and "
-                f"by {_origin(ep)}; uninstall one of them", policy=ep.name)
-        table[ep.name] = ep
-    return table
+_PLUGINS = PluginGroup(GROUP, "selection policy", "policy")
 
 
 def available_policies() -> dict[str, EntryPoint]:
     """Every registered selection policy by name (read once per process)."""
-    return dict(sorted(_table().items()))
+    return _PLUGINS.table()
 
 
 def clear_policy_cache() -> None:
-    _table.cache_clear()
+    _PLUGINS.clear()
 
 
 def get_policy(name: str) -> SelectionPolicy:
     """The policy registered as ``name``; InvalidInput (field ``policy``) for an unknown
     name, ConfigurationError for a plug-in that cannot be loaded."""
-    ep = _table().get(name)
+    ep = _PLUGINS.table().get(name)
     if ep is None:
         raise InvalidInput(f"unknown selection policy {name!r}; policies: "
-                           f"{', '.join(sorted(_table()))}", field="policy")
+                           f"{', '.join(sorted(_PLUGINS.table()))}", field="policy")
     try:
         factory = ep.load()
         policy = factory()
     except Exception as exc:
         raise ConfigurationError(f"selection policy {name!r} cannot be loaded from "
-                                 f"{_origin(ep)}: {type(exc).__name__}: {exc}",
+                                 f"{origin(ep)}: {type(exc).__name__}: {exc}",
                                  policy=name) from exc
     if not isinstance(policy, SelectionPolicy) or policy.name != name:
-        raise ConfigurationError(f"selection policy {name!r} from {_origin(ep)} is not a "
+        raise ConfigurationError(f"selection policy {name!r} from {origin(ep)} is not a "
                                  "SelectionPolicy named so (it needs name, options, pairwise "
                                  "and rank)", policy=name)
     return policy

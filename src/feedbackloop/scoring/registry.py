@@ -14,12 +14,12 @@ both, because which of them would win is an accident of install order.
 
 from __future__ import annotations
 
-import functools
 import inspect
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Any
 
 from ..errors import ConfigurationError, InvalidInput
+from ..plugins import PluginGroup, origin
 from .base import Scorer, ScorerInfo
 
 __all__ = ["GROUP", "available_scorers", "clear_scorer_cache", "get_scorer", "scorer_info"]
@@ -27,36 +27,19 @@ __all__ = ["GROUP", "available_scorers", "clear_scorer_cache", "get_scorer", "sc
 GROUP = "feedbackloop.scorers"
 
 
-def _origin(ep: EntryPoint) -> str:
-    dist = ep.dist
-    where = f"{dist.name} {dist.version}" if dist is not None else "an unknown distribution"
-    return f"{where} ({ep.value})"
-
-
-@functools.cache
-def _table() -> dict[str, EntryPoint]:
-    table: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=GROUP):
-        seen = table.get(ep.name)
-        if seen is not None:
-            raise ConfigurationError(
-                f"scorer {ep.name!r} is registered twice: by {_origin(seen)} and by "
-                f"{_origin(ep)}; uninstall one of them", scorer=ep.name,
-                registered_by=[_origin(seen), _origin(ep)])
-        table[ep.name] = ep
-    return table
+_PLUGINS = PluginGroup(GROUP, "scorer", "scorer")
 
 
 def available_scorers() -> dict[str, EntryPoint]:
     """Every registered scorer by name (read once per process). Raises ConfigurationError
     when two distributions register the same name."""
-    return dict(sorted(_table().items()))
+    return _PLUGINS.table()
 
 
 def clear_scorer_cache() -> None:
     """Forget the table, so the next call reads the installed entry points again (after
     installing a plug-in in a running process, and in tests)."""
-    _table.cache_clear()
+    _PLUGINS.clear()
 
 
 def get_scorer(name: str, **options: Any) -> Scorer:
@@ -65,7 +48,7 @@ def get_scorer(name: str, **options: Any) -> Scorer:
     An unknown name is InvalidInput (field ``scorer``) listing the valid names; an unknown or
     missing option is InvalidInput naming the option; a factory that cannot be imported or
     does not return a Scorer named ``name`` is a ConfigurationError."""
-    table = _table()
+    table = _PLUGINS.table()
     ep = table.get(name)
     if ep is None:
         valid = sorted(table)
@@ -74,17 +57,17 @@ def get_scorer(name: str, **options: Any) -> Scorer:
     try:
         factory = ep.load()
     except Exception as exc:  # an installed plug-in that fails to import, whatever the cause
-        raise ConfigurationError(f"scorer {name!r} cannot be loaded from {_origin(ep)}: "
+        raise ConfigurationError(f"scorer {name!r} cannot be loaded from {origin(ep)}: "
                                  f"{type(exc).__name__}: {exc}", scorer=name) from exc
     _check_options(name, factory, options)
     scorer = factory(**options)
     info = getattr(scorer, "info", None)
     if not isinstance(info, ScorerInfo) or not callable(getattr(scorer, "score", None)):
-        raise ConfigurationError(f"scorer {name!r} from {_origin(ep)} is not a Scorer (it "
+        raise ConfigurationError(f"scorer {name!r} from {origin(ep)} is not a Scorer (it "
                                  "needs an info: ScorerInfo and a score method)", scorer=name)
     if info.name != name:
         raise ConfigurationError(f"scorer registered as {name!r} calls itself {info.name!r} "
-                                 f"({_origin(ep)}); the two names must agree", scorer=name)
+                                 f"({origin(ep)}); the two names must agree", scorer=name)
     return scorer
 
 
