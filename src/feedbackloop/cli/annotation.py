@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,7 +14,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InvalidInput
-from .common import Db, Json, ProjectName, echo_json, err, open_store, out
+from .common import (
+    Db,
+    Json,
+    ProjectName,
+    echo_json,
+    err,
+    key_values,
+    open_store,
+    out,
+    stage_progress,
+)
 
 __all__ = ["register"]
 
@@ -46,17 +54,6 @@ def _read_json(path: str, option: str) -> Any:
                            field=option.lstrip("-")) from None
 
 
-def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for pair in values or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInput(f"{option} {pair!r} must look like KEY=VALUE",
-                               field=option.lstrip("-"))
-        found[key.strip()] = value.strip()
-    return found
-
-
 def _json_or_text(value: str) -> Any:
     try:
         return orjson.loads(value)
@@ -80,25 +77,6 @@ def _policy(value: str) -> dict[str, float] | str:
             raise InvalidInput(f"--policy: {part!r} must look like NAME=WEIGHT",
                                field="policy")
     return out
-
-
-@contextmanager
-def _progress_bar(show: bool) -> Iterator[Any]:
-    if not show:
-        yield None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("{task.description:<28}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                   console=err(), transient=True)
-    task = bar.add_task("selecting", total=1)
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar.update(task, description=stage, completed=done, total=max(total, 1))
-
-    with bar:
-        yield update
 
 
 # -- campaign ------------------------------------------------------------------------------------
@@ -166,11 +144,11 @@ def campaign_create(
     data.update({k: v for k, v in flags.items() if v is not None})
     if option:
         opts = dict(data.get("options") or {})
-        opts.update({k: _json_or_text(v) for k, v in _pairs(option, "--option").items()})
+        opts.update({k: _json_or_text(v) for k, v in key_values(option, "--option").items()})
         data["options"] = opts
     if guideline_version:
         versions = dict(data.get("guideline_versions") or {})
-        for k, v in _pairs(guideline_version, "--guideline-version").items():
+        for k, v in key_values(guideline_version, "--guideline-version").items():
             if not v.isdigit():
                 raise InvalidInput(f"--guideline-version {k}={v}: the version is a whole "
                                    "number", field="guideline_versions")
@@ -183,7 +161,7 @@ def campaign_create(
             raise InvalidInput(f"give {flag} (or {required} in --spec)", field=required)
     parsed = parse_spec(data)
     show = False if json else (sys.stderr.isatty() if progress is None else progress)
-    with open_store(db) as (_settings, store), _progress_bar(show) as bar:
+    with open_store(db) as (_settings, store), stage_progress(show, "selecting") as bar:
         camp = create_campaign(store, project, parsed, created_by="cli", progress=bar)
     if json:
         echo_json(camp.to_dict())

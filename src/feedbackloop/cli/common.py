@@ -117,3 +117,36 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def key_values(values: list[str] | None, option: str) -> dict[str, str]:
+    """Repeated ``KEY=VALUE`` options as a dict of text; a malformed one names the option."""
+    found: dict[str, str] = {}
+    for pair in values or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"{option} {pair!r} must look like KEY=VALUE",
+                               field=option.lstrip("-"))
+        found[key.strip()] = value.strip()
+    return found
+
+
+@contextmanager
+def stage_progress(show: bool, first: str) -> Iterator[Any]:
+    """A Rich progress bar on stderr fed by a service's ``progress(stage, done, total)``
+    callback; yields the callback, or None when not shown."""
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description:<28}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                   console=err(), transient=True)
+    task = bar.add_task(first, total=1)
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar.update(task, description=stage, completed=done, total=max(total, 1))
+
+    with bar:
+        yield update

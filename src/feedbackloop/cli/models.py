@@ -4,8 +4,6 @@ toggle``: train candidate versions and manage which version serves whom."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,7 +13,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InvalidInput
-from .common import Db, Json, ProjectName, echo_json, err, open_store, out
+from .common import (
+    Db,
+    Json,
+    ProjectName,
+    echo_json,
+    key_values,
+    open_store,
+    out,
+    stage_progress,
+)
 
 __all__ = ["parse_params", "register"]
 
@@ -46,37 +53,6 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
             raise InvalidInput(f"--param {pair!r} must look like KEY=VALUE", field="param")
         params[key.strip()] = _value(raw)
     return params
-
-
-def _pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInput(f"{option} {pair!r} must look like KEY=VALUE",
-                               field=option.lstrip("-"))
-        found[key.strip()] = value.strip()
-    return found
-
-
-@contextmanager
-def _progress_bar(show: bool) -> Iterator[Any]:
-    """A Rich progress bar on stderr fed by the trainer's ``progress(stage, done, total)``."""
-    if not show:
-        yield None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("{task.description:<10}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                   console=err(), transient=True)
-    task = bar.add_task("training", total=1)
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar.update(task, description=stage, completed=done, total=max(total, 1))
-
-    with bar:
-        yield update
 
 
 def _accuracy_line(metrics: dict[str, Any]) -> str | None:
@@ -143,7 +119,7 @@ def train_command(
         if trainer in ("reward-model", "reranker", "classifier"):
             params.setdefault("cache_dir", str(settings.data_dir / "embeddings"))
         root = artifacts or str((settings.data_dir / "artifacts").resolve())
-        with _progress_bar(show) as bar:
+        with stage_progress(show, "training") as bar:
             run, version = train(store, project, trainer, dataset, params=params, seed=seed,
                                  name=name, component=component, created_by="cli",
                                  progress=bar, artifact_root=root, description=description)
@@ -278,7 +254,7 @@ def resolve_command(
     from ..improve.registry import resolve
 
     with open_store(db) as (_settings, store):
-        answer = resolve(store, project, component, unit, _pairs(attribute, "--attribute"))
+        answer = resolve(store, project, component, unit, key_values(attribute, "--attribute"))
     if json:
         echo_json(answer)
         return
@@ -328,11 +304,11 @@ def toggle_command(
         new = _rules_from(rules)
     elif serve:
         split: dict[str, Any] = {}
-        for version, pct in _pairs(serve, "--serve").items():
+        for version, pct in key_values(serve, "--serve").items():
             value = _value(pct)
             split[version] = value
         new = [{"when": [{"attribute": k, "op": "eq", "value": v}
-                         for k, v in _pairs(when, "--when").items()], "split": split}]
+                         for k, v in key_values(when, "--when").items()], "split": split}]
     with open_store(db) as (_settings, store):
         if new is None:
             with store.read() as conn:
