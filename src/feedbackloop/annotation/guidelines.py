@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..capture.prepare import coerce_value, unstorable
+from ..capture.prepare import checked_text, coerce_value
 from ..capture.projects import Project, Signal, get_project, get_signal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..store import Store, as_utc, utcnow
@@ -66,19 +66,6 @@ def _resolve(conn: Connection, project: Project | str) -> Project:
     return project if isinstance(project, Project) else get_project(conn, project)
 
 
-def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field=field)
-    if required and not value.strip():
-        raise InvalidInput(f"{field} is required", field=field)
-    if len(value) > limit:
-        raise InvalidInput(f"{field} is longer than {limit:,} characters", field=field)
-    if unstorable(value):
-        raise InvalidInput(f"{field} contains a NUL character or an unpaired surrogate",
-                           field=field)
-    return value
 
 
 def validate_rubric(signal: Signal, rubric: Any) -> list[dict[str, Any]]:
@@ -111,7 +98,7 @@ def validate_rubric(signal: Signal, rubric: Any) -> list[dict[str, Any]]:
             raise InvalidInput(f"{where}.value must be a number, text or true/false",
                                field=f"{where}.value")
         if signal.type == "text":
-            value: Any = _text(raw if isinstance(raw, str) else str(raw), f"{where}.value",
+            value: Any = checked_text(raw if isinstance(raw, str) else str(raw), f"{where}.value",
                                200, required=True)
         else:
             try:
@@ -123,8 +110,8 @@ def validate_rubric(signal: Signal, rubric: Any) -> list[dict[str, Any]]:
             raise InvalidInput(f"{where}.value {value!r} appears twice in the rubric",
                                field=f"{where}.value")
         seen.add(key)
-        label = _text(anchor.get("label", ""), f"{where}.label", 200)
-        description = _text(anchor.get("description", ""), f"{where}.description", _MAX_TEXT)
+        label = checked_text(anchor.get("label", ""), f"{where}.label", 200)
+        description = checked_text(anchor.get("description", ""), f"{where}.description", _MAX_TEXT)
         examples = anchor.get("examples") or []
         if not isinstance(examples, list):
             raise InvalidInput(f"{where}.examples must be a list of texts",
@@ -132,7 +119,7 @@ def validate_rubric(signal: Signal, rubric: Any) -> list[dict[str, Any]]:
         if len(examples) > MAX_EXAMPLES:
             raise InvalidInput(f"{where}.examples: at most {MAX_EXAMPLES} examples",
                                field=f"{where}.examples")
-        ex = [_text(e, f"{where}.examples[{j}]", _MAX_TEXT, required=True)
+        ex = [checked_text(e, f"{where}.examples[{j}]", _MAX_TEXT, required=True)
               for j, e in enumerate(examples)]
         out.append({"value": value, "label": label, "description": description,
                     "examples": ex})
@@ -156,9 +143,9 @@ def create_guideline(store: Store, project: Project | str, signal: str, body: st
                      rubric: list[dict[str, Any]] | None = None, *, note: str = "",
                      created_by: str = "") -> Guideline:
     """Add the next version of ``signal``'s guideline (version 1 when it has none)."""
-    body = _text(body, "body", MAX_BODY, required=True)
-    note = _text(note, "note", _MAX_TEXT)
-    created_by = _text(created_by, "created_by", 100)
+    body = checked_text(body, "body", MAX_BODY, required=True)
+    note = checked_text(note, "note", _MAX_TEXT)
+    created_by = checked_text(created_by, "created_by", 100)
     for attempt in range(5):
         try:
             with store.transaction() as conn:

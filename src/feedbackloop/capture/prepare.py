@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ..errors import InvalidInput
 from .redact import PIIFound, Redactor, load_name_detector
 from .schema import FeedbackIn, InteractionIn
 
@@ -27,6 +28,7 @@ __all__ = [
     "Prepared",
     "Reject",
     "SignalSpec",
+    "checked_text",
     "pseudonymise",
     "unstorable",
 ]
@@ -41,6 +43,24 @@ def unstorable(value: str) -> bool:
 
 _INTERACTION_TEXT = ("input", "output", "reference", "error")
 _FEEDBACK_TEXT = ("correction", "comment")
+
+
+def checked_text(value: Any, field: str, limit: int, *, required: bool = False) -> str:
+    """Free text from a caller, checked before it is stored: a string (None reads as
+    empty), not blank when required, at most ``limit`` characters, storable. Errors name
+    the field."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text", field=field)
+    if required and not value.strip():
+        raise InvalidInput(f"{field} is required", field=field)
+    if len(value) > limit:
+        raise InvalidInput(f"{field} is longer than {limit:,} characters", field=field)
+    if unstorable(value):
+        raise InvalidInput(f"{field} contains a NUL character or an unpaired surrogate",
+                           field=field)
+    return value
 
 
 @dataclass(slots=True)

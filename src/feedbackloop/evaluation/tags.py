@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ..capture.prepare import unstorable
+from ..capture.prepare import checked_text
 from ..capture.projects import Project, get_project
 from ..errors import InvalidInput, NotFound
 from ..store import Store, as_utc, utcnow
@@ -32,17 +32,6 @@ MAX_TAGGED = 1000
 _NOTES_PER_CAUSE = 50
 
 
-def _text(value: str, field: str, limit: int, *, required: bool = False) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field=field)
-    if required and not value.strip():
-        raise InvalidInput(f"{field} is required", field=field)
-    if len(value) > limit:
-        raise InvalidInput(f"{field} is longer than {limit} characters", field=field)
-    if unstorable(value):
-        raise InvalidInput(f"{field} contains a NUL character or an unpaired surrogate",
-                           field=field)
-    return value
 
 
 def tag_discrepancy(store: Store, project: Project | str, interaction_client_ids: list[str],
@@ -58,11 +47,11 @@ def tag_discrepancy(store: Store, project: Project | str, interaction_client_ids
         raise InvalidInput(f"at most {MAX_TAGGED} interactions in one tagging",
                            field="interaction")
     for cid in interaction_client_ids:
-        _text(cid, "interaction", 200, required=True)
-    _text(human_signal, "human", 100, required=True)
-    _text(metric_signal, "metric", 100, required=True)
-    _text(note, "note", MAX_NOTE)
-    _text(created_by, "created_by", 100)
+        checked_text(cid, "interaction", 200, required=True)
+    checked_text(human_signal, "human", 100, required=True)
+    checked_text(metric_signal, "metric", 100, required=True)
+    checked_text(note, "note", MAX_NOTE)
+    checked_text(created_by, "created_by", 100)
     wanted = list(dict.fromkeys(interaction_client_ids))
     with store.transaction() as conn:
         proj = project if isinstance(project, Project) else get_project(conn, project)
