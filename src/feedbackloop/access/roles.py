@@ -21,6 +21,7 @@ class Action(StrEnum):
     EVALUATE = "evaluate"                  # run two-channel evaluations, tag discrepancies
     ANNOTATE = "annotate"                  # work a campaign queue (as a named rater)
     MANAGE_CAMPAIGNS = "manage_campaigns"  # guidelines, campaigns, aggregation runs
+    MANAGE_EXPERIMENTS = "manage_experiments"  # design, start, stop, decide experiments
     MANAGE_PROJECT = "manage_project"      # tokens, members, settings
     CREATE_PROJECT = "create_project"      # instance administrators only
 
@@ -30,7 +31,7 @@ _PERMISSIONS: dict[str, frozenset[Action]] = {
     "maintainer": frozenset({Action.READ, Action.WRITE_INTERACTIONS,
                              Action.WRITE_END_USER_FEEDBACK, Action.WRITE_FEEDBACK,
                              Action.MANAGE_SIGNALS, Action.EVALUATE, Action.ANNOTATE,
-                             Action.MANAGE_CAMPAIGNS}),
+                             Action.MANAGE_CAMPAIGNS, Action.MANAGE_EXPERIMENTS}),
     "annotator": frozenset({Action.READ, Action.WRITE_FEEDBACK,
                             Action.WRITE_END_USER_FEEDBACK, Action.ANNOTATE}),
     "viewer": frozenset({Action.READ}),

@@ -28,6 +28,7 @@ def build_app() -> typer.Typer:
     from . import datasets; datasets.register(app)  # noqa: E702, I001
     from . import agreement; agreement.register(app)  # noqa: E702, I001
     from . import annotation; annotation.register(app)  # noqa: E702, I001
+    from . import experiments; experiments.register(app)  # noqa: E702, I001
     return app
 
 

@@ -509,3 +509,125 @@ model_events = Table(
     Column("created_at", TS, nullable=False),
     Index(None, "project_id", "component", "created_at"),
 )
+
+# -- test: experiments, exposures, observations, bandits -----------------------------------------
+# An experiment's design is frozen once it starts; a changed design is a new experiment that
+# supersedes the old one (``supersedes_id``). See experiments/design.py for the design JSON.
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),  # what interactions carry in `experiment`
+    Column("kind", String(10), nullable=False),  # ab | bandit
+    Column("status", String(20), nullable=False),  # draft|running|stopped|decided|superseded
+    Column("hypothesis", Text, nullable=False, default=""),
+    Column("component", String(50)),  # the model component whose versions are the arms
+    Column("design", JSON, nullable=False),
+    Column("design_hash", String(64), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("supersedes_id", Integer, ForeignKey("experiments.id", ondelete="SET NULL")),
+    # Watermarks of the incremental refresh from interactions and feedback.
+    Column("seen_interaction_id", Integer, nullable=False, default=0),
+    Column("seen_feedback_id", Integer, nullable=False, default=0),
+    Column("stop_reason", Text),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("started_at", TS),
+    Column("stopped_at", TS),
+    UniqueConstraint("project_id", "name"),
+)
+
+# First exposure of each unit (a pseudonymised user, session or interaction id).
+experiment_exposures = Table(
+    "experiment_exposures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("unit", String(200), nullable=False),
+    Column("arm", Integer, nullable=False),  # index into design["arms"]
+    Column("propensity", Float, nullable=False),
+    Column("covariate", Float),  # pre-period value for CUPED, when the caller has one
+    Column("exposed_at", TS, nullable=False),
+    UniqueConstraint("experiment_id", "unit"),
+    Index(None, "experiment_id", "arm", "exposed_at"),
+)
+
+# Metric values of exposed units, copied from feedback on the experiment's interactions by
+# the incremental refresh, in the narrow shape the analysis scans.
+experiment_observations = Table(
+    "experiment_observations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("signal_id", Integer, ForeignKey("signals.id", ondelete="CASCADE"), nullable=False),
+    Column("unit", String(200), nullable=False),
+    Column("arm", Integer, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("observed_at", TS, nullable=False),
+    Column("feedback_id", Integer, ForeignKey("feedback.id", ondelete="SET NULL")),
+    Index(None, "experiment_id", "signal_id", "arm", "unit", "value"),
+)
+
+# Each planned or ad-hoc look at a running experiment (group-sequential spending needs the
+# information fractions of earlier looks), with the analysis as it stood.
+experiment_looks = Table(
+    "experiment_looks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("information_fraction", Float),
+    Column("result", JSON, nullable=False),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Index(None, "experiment_id", "created_at"),
+)
+
+experiment_decisions = Table(
+    "experiment_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("decision", String(20), nullable=False),  # ship | iterate | abandon
+    Column("arm", String(200)),  # the arm shipped
+    Column("rationale", Text, nullable=False),
+    Column("analysis", JSON, nullable=False),  # the analysis the decision was made on
+    Column("decided_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Index(None, "experiment_id"),
+)
+
+# Bandit state per arm (sufficient statistics of the rewards seen so far).
+bandit_arms = Table(
+    "bandit_arms",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("arm", Integer, primary_key=True),
+    Column("n", Integer, nullable=False, default=0),
+    Column("reward_sum", Float, nullable=False, default=0.0),
+    Column("reward_sumsq", Float, nullable=False, default=0.0),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Every bandit decision with the probability it had; the reward when it arrives.
+bandit_decisions = Table(
+    "bandit_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("unit", String(200)),
+    Column("arm", Integer, nullable=False),
+    Column("propensity", Float, nullable=False),
+    Column("probabilities", JSON, nullable=False),  # the policy's whole distribution
+    Column("context", JSON),
+    Column("reward", Float),
+    Column("decided_at", TS, nullable=False),
+    Column("rewarded_at", TS),
+    Index(None, "experiment_id", "id"),
+)

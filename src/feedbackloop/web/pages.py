@@ -55,7 +55,7 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Annotate", (("Campaigns", "/annotate"),)),
     ("Understand", (("Evaluations", "/evaluations"), ("Knowledge base", "/knowledge-base"))),
     ("Improve", (("Datasets", "/datasets"), ("Models", "/models"))),
-    ("Test", ()),
+    ("Test", (("Experiments", "/experiments"),)),
     ("Release", ()),
     ("Watch", ()),
 )
@@ -334,3 +334,6 @@ def install_pages(app: FastAPI) -> None:
     from .improve_pages import install_improve_pages
 
     install_improve_pages(app)
+    from .experiments_pages import install_experiment_pages
+
+    install_experiment_pages(app)

@@ -1,0 +1,11 @@
+"""``feedbackloop experiment sample-size|analyze``: on files, without a project."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(experiment: typer.Typer) -> None:
+    """Add this module's commands to the ``experiment`` group."""

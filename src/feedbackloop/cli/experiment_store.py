@@ -1,0 +1,12 @@
+"""``feedbackloop experiment create|start|status|decide|list|show|report``: stored
+experiments."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(experiment: typer.Typer) -> None:
+    """Add this module's commands to the ``experiment`` group."""
