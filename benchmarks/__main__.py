@@ -16,6 +16,8 @@ GROUPS = {"ingest": ingest.run, "list": listing.run, "embeddings": embeddings.ru
 from . import models; GROUPS["models"] = models.run  # noqa: E402, E702, I001
 from . import annotation; GROUPS["annotation"] = annotation.run  # noqa: E402, E702, I001
 from . import datasets; GROUPS["datasets"] = datasets.run  # noqa: E402, E702, I001
+from . import experiments; GROUPS["experiments"] = experiments.run  # noqa: E402, E702, I001
+from . import bandits; GROUPS["bandits"] = bandits.run  # noqa: E402, E702, I001
 
 
 def main(argv: list[str]) -> int:
