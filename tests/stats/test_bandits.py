@@ -16,11 +16,11 @@ from feedbackloop.stats import bandits as B
 
 
 def evan_miller_p_b_beats_a(alpha_a: int, beta_a: int, alpha_b: int, beta_b: int) -> float:
-    """P(θ_B > θ_A) for θ_A ~ Beta(α_A, β_A), θ_B ~ Beta(α_B, β_B), integer α_B — Evan
+    """P(θ_B > θ_A) for θ_A ~ Beta(a_A, β_A), θ_B ~ Beta(a_B, β_B), integer a_B — Evan
     Miller, "Formulas for Bayesian A/B Testing" (2015), evanmiller.org/bayesian-ab-testing
     .html, the closed form
 
-        Σ_{i=0}^{α_B−1} B(α_A+i, β_A+β_B) / ((β_B+i) B(1+i, β_B) B(α_A, β_A)).
+        Σ_{i=0}^{a_B-1} B(a_A+i, β_A+β_B) / ((β_B+i) B(1+i, β_B) B(a_A, β_A)).
     """
     i = np.arange(alpha_b)
     terms = (betaln(alpha_a + i, beta_a + beta_b) - np.log(beta_b + i)
@@ -51,8 +51,8 @@ def test_thompson_beta_matches_the_closed_form_for_two_arms(succ: tuple[int, int
 
 def test_thompson_normal_posterior_is_the_normal_inverse_gamma_update() -> None:
     # Murphy (2007), "Conjugate Bayesian analysis of the Gaussian distribution", eq. 86-89:
-    # κn = κ0 + n, μn = (κ0 μ0 + n x̄)/κn, αn = α0 + n/2,
-    # βn = β0 + ½ Σ(x − x̄)² + κ0 n (x̄ − μ0)² / (2 κn); marginal of μ: t_{2αn}(μn, βn/(αn κn)).
+    # κn = κ0 + n, μn = (κ0 μ0 + n x̄)/κn, an = a0 + n/2,
+    # βn = β0 + ½ Σ(x - x̄)² + κ0 n (x̄ - μ0)² / (2 κn); marginal of μ: t_{2an}(μn, βn/(an κn)).
     x = np.array([3.0, 4.0, 5.5, 4.5, 2.0])
     prior = B.NIGPrior(mu0=1.0, kappa0=2.0, alpha0=3.0, beta0=4.0)
     s = B.ArmStats.of([len(x), 0], [x.sum(), 0.0], [(x * x).sum(), 0.0])
@@ -63,7 +63,7 @@ def test_thompson_normal_posterior_is_the_normal_inverse_gamma_update() -> None:
     assert mu[0] == pytest.approx((2.0 * 1.0 + n * xbar) / kn)
     assert scale[0] == pytest.approx(math.sqrt(bn / (an * kn)))
     assert df[0] == pytest.approx(2 * an)
-    # the unplayed arm keeps the prior: t_{2α0}(μ0, β0/(α0 κ0))
+    # the unplayed arm keeps the prior: t_{2a0}(μ0, β0/(a0 κ0))
     assert (mu[1], scale[1], df[1]) == pytest.approx((1.0, math.sqrt(4.0 / 6.0), 6.0))
 
 
