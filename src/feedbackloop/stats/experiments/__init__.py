@@ -5,6 +5,7 @@ source."""
 
 from .bayes import prob_best
 from .frequentist import SRM, Comparison, adjust_p_values, compare, not_estimable, srm_test
+from .group_sequential import group_sequential_bounds, spent_alpha
 from .power import (
     SampleSize,
     power_means,
@@ -21,6 +22,8 @@ from .sequential import (
     msprt_p_value,
     sequential_rho,
 )
+from .simulation import peeking_simulation, power_simulation
+from .stopping import group_sequential_looks, guardrail_status, stopping_status
 from .summary import ArmSummary
 
 __all__ = [
@@ -34,14 +37,21 @@ __all__ = [
     "asymptotic_cs_halfwidth",
     "asymptotic_cs_p_value",
     "compare",
+    "group_sequential_bounds",
+    "group_sequential_looks",
+    "guardrail_status",
     "msprt_halfwidth",
     "msprt_p_value",
     "not_estimable",
+    "peeking_simulation",
     "power_means",
     "power_proportions",
+    "power_simulation",
     "prob_best",
     "sample_size_means",
     "sample_size_proportions",
     "sequential_rho",
+    "spent_alpha",
     "srm_test",
+    "stopping_status",
 ]
