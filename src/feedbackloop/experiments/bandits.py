@@ -293,6 +293,7 @@ class _Entry:
     probabilities: np.ndarray
     as_dict: dict[str, float]
     checked: float
+    stale: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -349,7 +350,7 @@ def _entry(store: Store, project: Project | str, name: str, ttl: float,
     key = _key(store, project, name)
     entry = _cache.get(key)
     now = time.monotonic()
-    if entry is not None and now - entry.checked <= ttl:
+    if entry is not None and not entry.stale and now - entry.checked <= ttl:
         return entry
     with store.read() as conn:
         if entry is None:
@@ -364,6 +365,7 @@ def _entry(store: Store, project: Project | str, name: str, ttl: float,
             return fresh
         status, state = _read_state(conn, entry.experiment_id)
     with entry.lock:
+        entry.stale = False
         if state != entry.state:
             entry.state = state
             _compute(entry, rng)
@@ -375,7 +377,7 @@ def _entry(store: Store, project: Project | str, name: str, ttl: float,
 def _stale(store: Store, project: Project | str, name: str) -> None:
     entry = _cache.get(_key(store, project, name))
     if entry is not None:
-        entry.checked = -math.inf
+        entry.stale = True
 
 
 # -- choose and reward ------------------------------------------------------------------------
