@@ -133,10 +133,14 @@ def refresh(store: Store, project: Project | str, name: str, *,
                    .where(f.c.project_id == p.id, f.c.signal_id == signal.id,
                           f.c.id > exp.seen_feedback_id, f.c.id <= top_f,
                           i.c.experiment == name, present))
-            added = conn.execute(experiment_observations.insert().from_select(
-                ["experiment_id", "signal_id", "unit", "arm", "value", "observed_at",
-                 "feedback_id"], src))
-            out["observations"] += max(0, added.rowcount or 0)
+            # rowcount of INSERT ... SELECT is -1 through psycopg here: count the source.
+            n = int(conn.execute(select(func.count()).select_from(src.subquery())).scalar()
+                    or 0)
+            if n:
+                conn.execute(experiment_observations.insert().from_select(
+                    ["experiment_id", "signal_id", "unit", "arm", "value", "observed_at",
+                     "feedback_id"], src))
+                out["observations"] += n
         conn.execute(experiments.update().where(experiments.c.id == exp.id).values(
             seen_interaction_id=max(top_i, exp.seen_interaction_id),
             seen_feedback_id=max(top_f, exp.seen_feedback_id)))
