@@ -133,17 +133,18 @@ def estimate_stored(store: Store, project: Project | str, name: str, target: Tar
             actions, rewards, props, contexts, left_out = _ab_rows(conn, p.id, row.id,
                                                                     chosen)
             what = "exposed units without an observation of the metric"
+    k = len(arms)
+    fixed = None if callable(target) else target_split(target, arms)
     if not actions:
         raise InvalidInput(f"{name!r} has no logged rows with a reward to evaluate on",
                            field="experiment")
-    k = len(arms)
-    if callable(target):
+    if fixed is None:
+        assert callable(target)
         vectors = np.stack([target_split(target(c), arms) for c in contexts])
         described: Any = "a callable of the context"
     else:
-        vec = target_split(target, arms)
-        vectors = np.broadcast_to(vec, (len(actions), k))
-        described = {a: float(v) for a, v in zip(arms, vec, strict=True)}
+        vectors = np.broadcast_to(fixed, (len(actions), k))
+        described = {a: float(v) for a, v in zip(arms, fixed, strict=True)}
     acts = np.asarray(actions, dtype=np.int64)
     rew = np.asarray(rewards, dtype=np.float64)
     sums = np.bincount(acts, weights=rew, minlength=k)
