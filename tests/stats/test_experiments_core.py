@@ -391,3 +391,21 @@ def test_prob_best_proportions_and_means() -> None:
     assert [r["p_best"] for r in flat] == [0.5, 0.5]
     with pytest.raises(ValueError, match="no units"):
         prob_best([ArmSummary("a", 0, 0, 0), arms[0]], kind="mean", rng=rng)
+
+
+def test_cuped_sequential_matches_gbstats_regression_adjusted() -> None:
+    # gbstats test_sequential_test_runs_ra: pre (sum 16.87, sum_squares 527.9767, n 3000)
+    # and (22.7, 1348.29, 3461), post as GB_A / GB_B, post-pre sum of products 12525 and
+    # 3333, theta = 0.5, default tuning: relative 0.50236, sd 0.3093,
+    # ci [-0.43745, 1.44217], p 1.
+    a = ArmSummary.from_sums("a", 3000, *GB_A, x_total=16.87, x_total_sq=527.9767,
+                             xy_total=12525)
+    b = ArmSummary.from_sums("b", 3461, *GB_B, x_total=22.7, x_total_sq=1348.29,
+                             xy_total=3333)
+    c = compare(a, b, cuped=True, cuped_theta=0.5)
+    assert c.cuped["theta"] == 0.5
+    assert c.relative["estimate"] == pytest.approx(0.50236, abs=1e-5)
+    assert c.relative["se"] == pytest.approx(0.3093, abs=1e-4)
+    rel = c.sequential["relative"]
+    assert rel["ci95"] == pytest.approx([-0.43745, 1.44217], abs=1e-5)
+    assert rel["p_value"] == 1.0

@@ -153,7 +153,8 @@ def _welch_df(va: float, na: int, vb: float, nb: int) -> float:
     return (a + b) ** 2 / denom if denom > 0 else math.inf
 
 
-def _cuped(control: ArmSummary, treatment: ArmSummary, kind: Kind
+def _cuped(control: ArmSummary, treatment: ArmSummary, kind: Kind,
+           theta_given: float | None = None
            ) -> tuple[dict[str, Any], tuple[float, float, float, float] | None]:
     """θ and the adjusted (mean, variance) of each arm, or a not-estimable part."""
     arms = (control, treatment)
@@ -166,7 +167,8 @@ def _cuped(control: ArmSummary, treatment: ArmSummary, kind: Kind
     var_x = sum((n - 1) * sd * sd for n, _, sd, _ in xs)
     if var_x <= 0:
         return not_estimable("the covariate is constant, so it cannot reduce variance"), None
-    theta = sum((n - 1) * cov for n, _, _, cov in xs) / var_x
+    theta = (sum((n - 1) * cov for n, _, _, cov in xs) / var_x if theta_given is None
+             else float(theta_given))
     x_bar = sum(n * m for n, m, _, _ in xs) / sum(n for n, _, _, _ in xs)
     out: list[float] = []
     for a, (_, mx, sx, cov) in zip(arms, xs, strict=True):
@@ -179,12 +181,17 @@ def _cuped(control: ArmSummary, treatment: ArmSummary, kind: Kind
 def compare(control: ArmSummary, treatment: ArmSummary, *, kind: Kind = "mean",
             alpha: float = 0.05, sides: int = 2, cuped: bool = False,
             sequential: SequentialConfig | None = _DEFAULT_SEQUENTIAL,
-            higher_is_better: bool = True) -> Comparison:
+            higher_is_better: bool = True, cuped_theta: float | None = None) -> Comparison:
     """Compare ``treatment`` with ``control``: the absolute difference (Welch), the
     relative lift (delta method), optionally CUPED-adjusted, with the always-valid interval
     of ``sequential`` beside them. One-sided designs (``sides=1``) test that the treatment
     is better (higher when ``higher_is_better``). Raises ValueError for an arm with no
-    units or bad parameters; what the data cannot support is marked not estimable."""
+    units or bad parameters; what the data cannot support is marked not estimable.
+
+    With CUPED the relative lift divides the adjusted difference by the unadjusted
+    control mean, with the delta-method variance on the adjusted arm variances (as
+    GrowthBook's regression adjustment); ``cuped_theta`` fixes theta instead of estimating it.
+    """
     if kind not in ("mean", "proportion"):
         raise ValueError(f"kind must be 'mean' or 'proportion', got {kind!r}")
     if not 0.0 < alpha < 1.0:
@@ -204,7 +211,7 @@ def compare(control: ArmSummary, treatment: ArmSummary, *, kind: Kind = "mean",
 
     cuped_part: dict[str, Any] | None = None
     if cuped:
-        cuped_part, adjusted = _cuped(control, treatment, kind)
+        cuped_part, adjusted = _cuped(control, treatment, kind, cuped_theta)
         if adjusted is not None:
             raw_v = va / na + vb / nb
             ma, va, mb, vb = adjusted
@@ -232,18 +239,21 @@ def compare(control: ArmSummary, treatment: ArmSummary, *, kind: Kind = "mean",
     diff = mb - ma
     absolute = _t_part(diff, var, df, alpha, sides, greater)
     rel_var: float | None = None
-    if ma == 0:
+    # The relative lift's denominator is the unadjusted control mean (CUPED changes only
+    # the difference and the variances).
+    ca, ct = control.mean, treatment.mean
+    if ca == 0:
         relative = not_estimable("the control mean is 0, so a relative lift is undefined")
     else:
-        rel_var = vb / (ma * ma * nb) + va * mb * mb / (ma ** 4 * na)
-        relative = _t_part(diff / ma, rel_var, df, alpha, sides, greater)
+        rel_var = vb / (ca * ca * nb) + va * ct * ct / (ca ** 4 * na)
+        relative = _t_part(diff / ca, rel_var, df, alpha, sides, greater)
         relative.pop("t")
         relative["method"] = "delta method"
     absolute.pop("t")
 
     seq_part: dict[str, Any] | None = None
     if sequential is not None and sequential.method != "none":
-        seq_part = _sequential(sequential, diff, var, rel_var, ma, na + nb, alpha, sides,
+        seq_part = _sequential(sequential, diff, var, rel_var, ca, na + nb, alpha, sides,
                                greater)
     return Comparison(treatment.name, control.name, kind, method, alpha, sides, absolute,
                       relative, seq_part, cuped_part, na + nb, higher_is_better)
