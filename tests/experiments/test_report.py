@@ -9,11 +9,19 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from feedbackloop.capture.ingest import Ingestor
+from feedbackloop.capture.projects import create_project, create_signal
+from feedbackloop.capture.schema import SignalIn
+from feedbackloop.cli import build_app
+from feedbackloop.experiments import assign, create_experiment, refresh, start_experiment
 from feedbackloop.experiments.report import (
+    AA_SIMULATION,
     PEEKING,
     html_report,
     interval_text,
@@ -24,8 +32,12 @@ from feedbackloop.experiments.report import (
     report_view,
     value_text,
 )
+from feedbackloop.improve import registry as reg
+from feedbackloop.settings import load_settings
+from feedbackloop.store import Store
 from feedbackloop.web.experiment_charts import nice_ticks, probability_bars, sequence_plot
 
+from ..cli.test_cli import Cli
 from .analysis_fixture import XSS, analysis, decided
 
 
@@ -48,7 +60,8 @@ def test_markdown_has_the_tables_and_no_markup_from_users() -> None:
     assert "[-1.0 pp, 13.0 pp] | 0.210 | no difference shown yet" in md
     assert "**Ship**" in md and "latency\\_ok" in md
     assert "not estimable: zero variance in both arms" in md
-    assert "14.2 % with 5" in md  # the peeking lesson, with its published figures
+    # the peeking lesson, with the simulation's and the published figures
+    assert "24.5 %" in md and "1.3 %" in md and "14.2 %" in md
 
 
 def test_html_is_self_contained_and_escaped() -> None:
@@ -97,6 +110,7 @@ def test_numbers_are_formatted_with_their_unit() -> None:
     assert interval_text(None, "mean") == "n/a"
     assert p_text(0.0001) == "< 0.001" and p_text(0.5) == "0.500" and p_text(None) == "n/a"
     assert PEEKING[2] == (5, 0.142)
+    assert AA_SIMULATION["fixed_horizon_20"] > 3 * 0.05 > AA_SIMULATION["sequential_20"]
 
 
 def test_verdicts_follow_the_sequential_interval_and_the_direction() -> None:
@@ -174,3 +188,71 @@ def test_probability_bars_show_each_arm_and_the_floor() -> None:
     assert svg.count('class="bar"') == 2 and 'class="floor"' in svg
     assert "<script>" not in svg and "70.0 %" in svg
     assert probability_bars([], floor=None, title="p") is None
+
+
+# -- the command ------------------------------------------------------------------------------
+
+@pytest.fixture
+def stored(db_url: str, tmp_path: Path) -> Iterator[Cli]:
+    """Project ``lab`` with a running experiment ``shorter`` (v1 against v2 of
+    ``generation``, primary metric ``helpful`` rated by annotators) and 80 rated units."""
+    settings = load_settings(data_dir=str(tmp_path / "data"), database_url=db_url,
+                             pseudonym_key="cli-test-key")
+    store = Store.from_url(db_url)
+    try:
+        project = create_project(store, "lab")
+        create_signal(store, project, SignalIn(name="helpful", type="binary"))
+        for v in ("v1", "v2"):
+            reg.register_version(store, project, "generation", v)
+        create_experiment(store, project, "shorter", component="generation",
+                          hypothesis=f"shorter is better {XSS}", design={
+                              "arms": [{"name": "control", "version": "v1"},
+                                       {"name": "short", "version": "v2"}],
+                              "primary": {"metric": "helpful"}, "mde": 0.1,
+                              "baseline": 0.5})
+        start_experiment(store, project, "shorter")
+        key = settings.pseudonym_key_bytes()
+        records, ratings = [], []
+        for k in range(80):
+            served = assign(store, project, "shorter", f"u{k}", pseudonym_key=key)
+            records.append({"id": f"i{k}", "input": "q", "output": "a", "user_id": f"u{k}",
+                            "consent": True, "experiment": "shorter", "arm": served["arm"],
+                            "propensity": served["propensity"]})
+            ratings.append({"id": f"r{k}", "interaction_id": f"i{k}", "signal": "helpful",
+                            "value": (k % 3 == 0) != (served["arm"] == "short"),
+                            "source": "annotator", "rater_id": "ann"})
+        ing = Ingestor(store, settings, project)
+        assert ing.interactions(records).rejected == 0
+        assert ing.feedback(ratings).rejected == 0
+        refresh(store, project, "shorter", settle=0)  # PostgreSQL waits for late commits
+    finally:
+        store.dispose()
+    yield Cli(db_url, tmp_path)
+
+
+def test_the_report_command_writes_markdown_and_html(stored: Cli, tmp_path: Path) -> None:
+    md = stored("experiment", "report", "shorter", "--project", "lab", "--format", "md")
+    text = md.stdout
+    assert text.startswith("# Experiment shorter\n") and XSS not in text
+    assert re.search(r"\| control \(control\) \| v1 \| 50\.0 % \| \d+ \| \d+ \|", text)
+    assert "| short |" in text and "## Confidence sequence over time" in text
+    assert "covers 80 of 80 exposed units" in text
+    out = tmp_path / "report.html"
+    written = stored("experiment", "report", "shorter", "-p", "lab", "-o", str(out))
+    assert "wrote the html report of shorter" in written.stderr and written.stdout == ""
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_the_report_command_refuses_clearly(stored: Cli, tmp_path: Path) -> None:
+    missing = stored("experiment", "report", "nope", "-p", "lab", code=2)
+    assert "nope" in missing.stderr
+    folder = stored("experiment", "report", "shorter", "-p", "lab", "-o", str(tmp_path),
+                    code=2)
+    assert "is a folder" in folder.stderr
+    bad = stored("experiment", "report", "shorter", "-p", "lab", "--format", "pdf", code=2)
+    assert "pdf" in bad.stderr
+    helped = stored.runner.invoke(build_app(), ["experiment", "report", "--help"],
+                                  prog_name="feedbackloop")
+    assert helped.exit_code == 0 and "--format" in helped.stdout

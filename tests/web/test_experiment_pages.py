@@ -7,6 +7,7 @@ report download, and a bandit's page."""
 from __future__ import annotations
 
 import html
+import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,12 +15,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from feedbackloop.access import create_user, grant
+from feedbackloop.capture.ingest import Ingestor
 from feedbackloop.capture.projects import Project, create_project, create_signal
 from feedbackloop.capture.schema import SignalIn
+from feedbackloop.experiments import (
+    assign,
+    create_experiment,
+    get_experiment,
+    list_experiments,
+    refresh,
+)
+from feedbackloop.experiments.bandits import choose, create_bandit, reward
 from feedbackloop.improve import registry as reg
 from feedbackloop.settings import Settings
 from feedbackloop.store import Store
@@ -28,7 +39,7 @@ from feedbackloop.web import experiments_pages
 from feedbackloop.web.app import create_app
 
 from ..experiments.analysis_fixture import XSS, analysis, decided
-from .test_pages import PASSWORD, _client, _sign_in
+from .test_pages import PASSWORD, _client, _csrf, _sign_in
 
 
 @dataclass
@@ -96,7 +107,7 @@ def fixed(monkeypatch: pytest.MonkeyPatch, lab: Lab) -> dict[str, Any]:
     state = {"analysis": analysis()}
     insert_experiment(lab.store, lab.project, state["analysis"])
     monkeypatch.setattr(experiments_pages, "_analysis",
-                        lambda store, project, name: state["analysis"])
+                        lambda store, project, name, **kw: state["analysis"])
     return state
 
 
@@ -223,3 +234,173 @@ def test_unknown_experiments_and_projects_are_404(client: httpx.Client,
     assert client.get("/projects/lab/experiments/no%00pe").status_code == 404
     assert client.get("/projects/elsewhere/experiments").status_code == 404
     assert client.get("/projects/lab/experiments/nope/report").status_code == 404
+
+
+# -- the real service: plan, start, traffic, decide -----------------------------------------
+
+def traffic(lab: Lab, name: str, units: range, rates: dict[str, float], *,
+            seed: int) -> None:
+    """Live traffic: each unit is assigned (its exposure logged), served the arm's model
+    version, logs an interaction carrying experiment, arm and propensity, and gets an
+    annotator's ``helpful`` rating (true with the arm's rate)."""
+    rng = random.Random(seed)
+    key = lab.settings.pseudonym_key_bytes()
+    records, ratings = [], []
+    for k in units:
+        unit = f"user-{k}"
+        served = assign(lab.store, lab.project, name, unit, pseudonym_key=key)
+        records.append({"id": f"{name}-{k}", "input": f"question {k}",
+                        "output": f"answer from {served['version']}", "user_id": unit,
+                        "consent": True, "model_version": served["version"],
+                        "experiment": name, "arm": served["arm"],
+                        "propensity": served["propensity"]})
+        ratings.append({"id": f"{name}-rating-{k}", "interaction_id": f"{name}-{k}",
+                        "signal": "helpful", "value": rng.random() < rates[served["arm"]],
+                        "source": "annotator", "rater_id": f"rater-{k % 3}"})
+    ing = Ingestor(lab.store, lab.settings, lab.project)
+    assert ing.interactions(records).rejected == 0
+    assert ing.feedback(ratings).rejected == 0
+    refresh(lab.store, lab.project, name, settle=0)  # PostgreSQL waits for late commits
+
+
+PLAN = {"name": "shorter", "hypothesis": f"v2's shorter answers help more {XSS}",
+        "component": "generation", "unit": "user", "arm_0_name": "control",
+        "arm_0_version": "v1", "arm_1_name": "short", "arm_1_version": "v2",
+        "metric": "helpful", "direction": "higher", "mde": "0.1", "baseline": "0.5",
+        "alpha": "0.05", "power": "0.8", "sides": "2", "sequential": "asymptotic-cs",
+        "correction": "holm", "max_days": "28", "guard_0_metric": "latency_ok",
+        "guard_0_allowed": "0.05"}
+
+
+def _post(client: httpx.Client, path: str, data: dict[str, str],
+          csrf_from: str) -> httpx.Response:
+    page = client.get(csrf_from)
+    return client.post(path, data={"csrf": _csrf(page.text), **data})
+
+
+def _widths(text: str) -> dict[str, float]:
+    return {html.unescape(a): float(w) for a, w in re.findall(
+        r'<tr data-arm="([^"]+)" data-seq-width="([^"]+)"', text)}
+
+
+def test_a_maintainer_plans_starts_watches_and_decides(client: httpx.Client,
+                                                      lab: Lab) -> None:
+    _sign_in(client, "max")
+    form = client.get("/projects/lab/experiments/new")
+    assert form.status_code == 200
+    assert 'value="helpful"' in form.text and 'value="note"' not in form.text  # no text
+    assert '<option value="v2"' in form.text
+    r = _post(client, "/projects/lab/experiments/new", PLAN, "/projects/lab/experiments/new")
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/projects/lab/experiments/shorter?done=created"
+    page = client.get(r.headers["location"]).text
+    assert XSS not in page and html.escape(XSS) in page
+    assert 'id="status">draft<' in page and "units per arm" in _section(page, "plan")
+    assert 'id="start-form"' in page and 'id="decide-form"' not in page
+
+    here = "/projects/lab/experiments/shorter"
+    r = _post(client, f"{here}/start", {}, here)
+    assert r.status_code == 303 and r.headers["location"] == f"{here}?done=started"
+    traffic(lab, "shorter", range(0, 120), {"control": 0.4, "short": 0.7}, seed=1)
+    first = client.get(here).text
+    assert 'id="status">running<' in first and 'id="decide-form"' in first
+    arms = _section(first, "arms-card")
+    assert 'href="/projects/lab/models/generation/v2">v2</a>' in arms
+    w1 = _widths(first)["short"]
+    traffic(lab, "shorter", range(120, 600), {"control": 0.4, "short": 0.7}, seed=2)
+    second = client.get(here).text
+    w2 = _widths(second)["short"]
+    assert w2 < w1 * 0.7, (w1, w2)
+    seq = _section(second, "sequence")
+    assert 'data-arm="short" data-looks="2"' in seq  # two looks, two points on the path
+
+    # a bad decision form is a message, not a change
+    bad = _post(client, f"{here}/decide", {"decision": "ship", "arm": "",
+                                           "rationale": "obvious"}, here)
+    assert bad.status_code == 422 and "choose the arm to ship" in bad.text
+    bad = _post(client, f"{here}/decide", {"decision": "ship", "arm": "short",
+                                           "rationale": "  "}, here)
+    assert bad.status_code == 422 and "rationale" in bad.text
+    r = _post(client, f"{here}/decide", {"decision": "ship", "arm": "short",
+                                         "rationale": f"Clearly better {XSS}"}, here)
+    assert r.status_code == 303 and r.headers["location"] == f"{here}?done=decided"
+    done = client.get(r.headers["location"]).text
+    decision = _section(done, "decision")
+    assert ">Ship</strong>" in decision and html.escape(f"Clearly better {XSS}") in decision
+    assert XSS not in done and 'id="decide-form"' not in done
+    assert 'id="status">decided<' in done
+    row = client.get("/projects/lab/experiments").text.split(
+        'data-experiment="shorter"', 1)[1].split("</tr>", 1)[0]
+    assert "<strong>ship</strong> short" in row and "by max" in row
+    # starting again is a conflict shown on the page
+    again = _post(client, f"{here}/start", {}, here)
+    assert again.status_code == 409 and "only a draft can start" in again.text
+    # the report of the real analysis
+    md = client.get(f"{here}/report?format=md").text
+    assert "**Ship** (short)" in md and "| short |" in md
+
+
+def test_a_viewer_sees_no_forms_and_posting_is_refused(client: httpx.Client,
+                                                       lab: Lab) -> None:
+    create_experiment(lab.store, lab.project, "quiet", design={
+        "arms": [{"name": "a", "version": "v1"}, {"name": "b", "version": "v2"}],
+        "primary": {"metric": "helpful"}, "mde": 0.1, "baseline": 0.5},
+        component="generation")
+    _sign_in(client, "vic")
+    page = client.get("/projects/lab/experiments/quiet").text
+    assert page.count('name="csrf"') == 1 and 'id="start-form"' not in page
+    assert client.get("/projects/lab/experiments/new").status_code == 403
+    here = "/projects/lab/experiments/quiet"
+    for action in ("start", "stop", "decide"):
+        r = _post(client, f"{here}/{action}", {"decision": "abandon", "rationale": "x"}, here)
+        assert r.status_code == 403, action
+    r = _post(client, "/projects/lab/experiments/new", {**PLAN, "name": "sneaky"}, here)
+    assert r.status_code == 403
+    with lab.store.read() as conn:
+        assert get_experiment(conn, lab.project, "quiet").status == "draft"
+        assert [e.name for e in list_experiments(conn, lab.project)] == ["quiet"]
+
+
+def test_bad_plans_and_expired_forms_are_messages(client: httpx.Client, lab: Lab) -> None:
+    _sign_in(client, "max")
+    new = "/projects/lab/experiments/new"
+    for change, message in (
+            ({"metric": "note"}, "a metric of the wrong type"),
+            ({"mde": "abc"}, "must be a number"),
+            ({"arm_1_name": "", "arm_1_version": ""}, "at least two arms"),
+            ({"arm_1_version": "v9"}, "v9"),
+            ({"looks": "0.5, 0.2"}, "looks must increase"),
+            ({"name": ""}, "give the experiment a name")):
+        r = _post(client, new, {**PLAN, **change}, new)
+        assert r.status_code == 422, (change, r.text[:300])
+        assert message in html.unescape(r.text), (change, message)
+        assert 'value="shorter"' in r.text or change.get("name") == ""  # kept
+    r = client.post(new, data=PLAN)  # no token
+    assert r.status_code == 403
+    r = client.post("/projects/lab/experiments/nope/start", data={"csrf": "x"})
+    assert r.status_code == 403
+    with lab.store.read() as conn:
+        assert list_experiments(conn, lab.project) == []
+
+
+def test_a_bandit_page_shows_arms_probabilities_and_floor(client: httpx.Client,
+                                                          lab: Lab) -> None:
+    create_bandit(lab.store, lab.project, "picker",
+                  arms=[{"name": "a", "version": "v1"}, {"name": f"b {XSS}",
+                                                          "version": "v2"}],
+                  policy="thompson", reward_kind="binary", hypothesis=f"h {XSS}",
+                  component="generation")
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        made = choose(lab.store, lab.project, "picker", unit_id=f"u{k}", rng=rng)
+        reward(lab.store, lab.project, "picker", made["decision_id"], float(k % 2))
+    _sign_in(client, "vic")
+    text = client.get("/projects/lab/experiments/picker").text
+    assert XSS not in text and html.escape(XSS) in text
+    card = _section(text, "bandit")
+    assert card.count("<tr data-arm=") == 2 and "12 decisions" in card
+    assert 'class="chart probabilities"' in card and 'class="floor"' in card
+    assert 'href="/projects/lab/models/generation/v1">v1</a>' in card
+    assert "Wilson" in card and "Thompson" in card
+    assert client.get("/projects/lab/experiments").text.count("bandit") >= 1
+    assert client.get("/projects/lab/experiments/picker/report").status_code == 422

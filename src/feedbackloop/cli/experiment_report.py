@@ -30,12 +30,12 @@ def report_command(
         db: Db = None) -> None:
     """Write an experiment's report: per-arm table, lift with its intervals (Welch and
     sequential), the confidence sequence over time, SRM, guardrails, the Bayesian view,
-    stopping rules, planned against actual sample, and the decision."""
-    from ..experiments import analyze
-    from ..experiments.report import render_report
+    stopping rules, planned against actual sample, and the decision. New exposures and
+    ratings are copied in first."""
+    from ..experiments.report import current_analysis, render_report
 
     with open_store(db) as (_settings, store):
-        analysis = analyze(store, project, name)
+        analysis = current_analysis(store, project, name)
     text = render_report(analysis, fmt)
     if output is None:
         sys.stdout.write(text)

@@ -35,6 +35,7 @@ from ..errors import FeedbackloopError, InvalidInput, NotFound
 from ..experiments.report import (
     SEQUENTIAL_LESSON,
     confidence_sequence_svg,
+    current_analysis,
     html_report,
     markdown_report,
     report_view,
@@ -45,13 +46,12 @@ from .experiment_charts import probability_bars
 from .pages import _readable_project, _render, _signed_in, _store, error_page
 from .signin import csrf_valid
 
-__all__ = ["experiment_rows", "install_experiment_pages", "metric_kind", "plan_from_form"]
+__all__ = ["bandit_view", "experiment_rows", "install_experiment_pages", "plan_from_form"]
 
 MANAGE = Action.MANAGE_EXPERIMENTS
 ARM_ROWS = 4  # arm rows on the new-experiment form
 GUARDRAIL_ROWS = 2
-METRIC_KINDS = {"binary": "proportion", "categorical": "proportion", "ordinal": "mean",
-                "numeric": "mean"}
+METRIC_TYPES = ("binary", "categorical", "ordinal", "numeric")  # text, pairwise: no metric
 _DECISIONS = ("ship", "iterate", "abandon")
 
 
@@ -150,7 +150,7 @@ def _experiment_list(request: Request, name: str) -> Response:
 
 # -- planning -----------------------------------------------------------------------------
 
-_PLAN_FIELDS = ("name", "hypothesis", "component", "unit", "metric", "success",
+_PLAN_FIELDS = ("name", "hypothesis", "component", "unit", "metric", "success", "cuped",
                 "direction", "mde", "relative", "alpha", "power", "sides", "baseline",
                 "sd", "sequential", "tuning_n", "looks", "correction", "max_days",
                 "max_units",
@@ -163,16 +163,6 @@ _PLAN_FIELDS = ("name", "hypothesis", "component", "unit", "metric", "success",
 def _form_text(form: FormData, name: str, limit: int = 500) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
-
-
-def metric_kind(signal_type: str, field: str = "metric") -> str:
-    """The analysis kind of a signal: binary and categorical (with a success label) are
-    proportions, ordinal and numeric are means; text and pairwise cannot be a metric."""
-    kind = METRIC_KINDS.get(signal_type)
-    if kind is None:
-        raise InvalidInput(f"a {signal_type} signal is a metric of the wrong type: choose a "
-                           "binary, categorical, ordinal or numeric signal", field=field)
-    return kind
 
 
 def _number(raw: str, field: str, label: str, *, integer: bool = False,
@@ -192,10 +182,11 @@ def _number(raw: str, field: str, label: str, *, integer: bool = False,
     return value
 
 
-def plan_from_form(chosen: Mapping[str, str], signal_types: Mapping[str, str]
-                   ) -> dict[str, Any]:
+def plan_from_form(chosen: Mapping[str, str]) -> dict[str, Any]:
     """The new-experiment form as ``create_experiment`` arguments: ``name``,
-    ``hypothesis``, ``component`` and the design (validated in full by the service)."""
+    ``hypothesis``, ``component`` and the design. Only the form's own shape is checked
+    here (numbers, at least two arms); the service checks the design in full and names
+    the field at fault."""
     for key, value in chosen.items():
         if "\x00" in value:
             raise InvalidInput(f"{key} contains a NUL character", field=key)
@@ -222,30 +213,20 @@ def plan_from_form(chosen: Mapping[str, str], signal_types: Mapping[str, str]
     if 0 < sum("weight" in a for a in arms) < len(arms):
         raise InvalidInput("give every arm a weight, or none (equal split)", field="weight")
     metric = chosen.get("metric", "").strip()
-    if metric not in signal_types:
-        raise InvalidInput("choose the primary metric among the project's signals",
-                           field="metric")
+    if not metric:
+        raise InvalidInput("choose the primary metric", field="metric")
     primary: dict[str, Any] = {"metric": metric,
-                               "kind": metric_kind(signal_types[metric]),
                                "higher_is_better": chosen.get("direction") != "lower"}
-    if signal_types[metric] == "categorical":
-        success = chosen.get("success", "").strip()
-        if not success:
-            raise InvalidInput(f"{metric} is categorical: name the label that counts as a "
-                               "success", field="success")
-        primary["success"] = success
+    if chosen.get("success", "").strip():
+        primary["success"] = chosen["success"].strip()
     guardrails = []
     for k in range(GUARDRAIL_ROWS):
         g = chosen.get(f"guard_{k}_metric", "").strip()
         if not g:
             continue
-        if g not in signal_types:
-            raise InvalidInput(f"guardrail {k + 1}: no signal {g!r}",
-                               field=f"guard_{k}_metric")
         allowed = _number(chosen.get(f"guard_{k}_allowed", ""), f"guard_{k}_allowed",
                           f"the allowed change of guardrail {g}", required=True)
-        guardrails.append({"metric": g, "kind": metric_kind(signal_types[g],
-                                                            f"guard_{k}_metric"),
+        guardrails.append({"metric": g,
                            "higher_is_better": chosen.get(f"guard_{k}_direction")
                            != "lower", "allowed_change": allowed,
                            "relative": chosen.get(f"guard_{k}_relative") == "yes"})
@@ -260,6 +241,7 @@ def plan_from_form(chosen: Mapping[str, str], signal_types: Mapping[str, str]
         "mde": _number(chosen.get("mde", ""), "mde", "the minimum detectable effect",
                        required=True),
         "relative": chosen.get("relative") == "yes",
+        "cuped": chosen.get("cuped") == "yes",
         "alpha": _number(chosen.get("alpha", ""), "alpha", "alpha") or 0.05,
         "power": _number(chosen.get("power", ""), "power", "the power") or 0.8,
         "sides": _number(chosen.get("sides", "") or "2", "sides", "the sides",
@@ -285,7 +267,7 @@ def _plan_form(request: Request, principal: Principal, project: Project, *,
                status: int = 200) -> Response:
     store = _store(request)
     with store.read() as conn:
-        signals = [s for s in list_signals(conn, project.id) if s.type in METRIC_KINDS]
+        signals = [s for s in list_signals(conn, project.id) if s.type in METRIC_TYPES]
         versions = _versions(conn, project)
     defaults = {"unit": "user", "mde": "0.05", "alpha": "0.05", "power": "0.8",
                 "sides": "2", "sequential": "asymptotic-cs", "correction": "holm",
@@ -326,9 +308,7 @@ async def _create(request: Request, name: str) -> Response:
         from ..experiments import create_experiment
 
         try:
-            with store.read() as conn:
-                types = {s.name: s.type for s in list_signals(conn, project.id)}
-            plan = plan_from_form(chosen, types)
+            plan = plan_from_form(chosen)
             made = create_experiment(store, project, plan["name"], design=plan["design"],
                                      hypothesis=plan["hypothesis"],
                                      component=plan["component"],
@@ -346,10 +326,14 @@ async def _create(request: Request, name: str) -> Response:
 
 # -- an experiment's page -----------------------------------------------------------------
 
-def _analysis(store: Store, project: Project, name: str) -> dict[str, Any]:
-    from ..experiments import analyze
-
-    return analyze(store, project, name)
+def _analysis(store: Store, project: Project, name: str, *, status: str,
+              looked_by: str) -> dict[str, Any]:
+    """The analysis with the data logged so far: a running or stopped experiment copies
+    new exposures and observations first (feedback on exposed units keeps arriving after a
+    stop), and viewing a running one records the look, so the confidence sequence over
+    time has a point for every time someone looked at new data."""
+    return current_analysis(store, project, name, record_look=status == "running",
+                            looked_by=looked_by)
 
 
 def _bandit(store: Store, project: Project, name: str) -> dict[str, Any]:
@@ -402,8 +386,10 @@ def _render_experiment(request: Request, principal: Principal, name: str, experi
         bars = probability_bars(bandit["arms"], floor=bandit["floor"],
                                 title="Probability of choosing each arm now")
     elif row["status"] != "draft":
-        analysis = _analysis(store, project, experiment)
+        analysis = _analysis(store, project, experiment, status=row["status"],
+                             looked_by=principal.name[:100])
         view = report_view(analysis)
+        superseded_by = analysis["experiment"].get("superseded_by") or superseded_by
         chart = confidence_sequence_svg(analysis)
     with store.read() as conn:
         design = conn.execute(select(experiments.c.design).where(
@@ -434,7 +420,8 @@ def _report(request: Request, name: str, experiment: str) -> Response:
             raise InvalidInput(f"experiment {experiment!r} has no analysis to report "
                                f"({'a bandit' if row['kind'] == 'bandit' else 'a draft'})",
                                field="experiment")
-        analysis = _analysis(store, project, experiment)
+        analysis = _analysis(store, project, experiment, status=row["status"],
+                             looked_by=principal.name[:100])
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)[:80]
         if fmt == "md":
             return Response(markdown_report(analysis), media_type="text/markdown; "
