@@ -409,3 +409,17 @@ def test_cuped_sequential_matches_gbstats_regression_adjusted() -> None:
     rel = c.sequential["relative"]
     assert rel["ci95"] == pytest.approx([-0.43745, 1.44217], abs=1e-5)
     assert rel["p_value"] == 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-100, 100), min_size=2, max_size=30),
+       st.lists(st.floats(-100, 100), min_size=2, max_size=30))
+def test_swapping_arms_negates_the_difference(x: list[float], y: list[float]) -> None:
+    a, b = ArmSummary.from_values("a", x), ArmSummary.from_values("b", y)
+    ab, ba = compare(a, b).to_dict(), compare(b, a).to_dict()
+    json.dumps(ab, allow_nan=False)
+    assert ab["absolute"]["estimable"] == ba["absolute"]["estimable"]
+    if ab["absolute"]["estimable"]:
+        assert ab["absolute"]["estimate"] == pytest.approx(-ba["absolute"]["estimate"])
+        assert ab["absolute"]["p_value"] == pytest.approx(ba["absolute"]["p_value"])
+        assert ab["sequential"]["p_value"] == pytest.approx(ba["sequential"]["p_value"])

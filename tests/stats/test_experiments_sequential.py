@@ -163,3 +163,13 @@ def test_stopping_with_group_sequential_look() -> None:
     assert out["fired"] == ["efficacy"] and "boundary" in out["details"]["efficacy"]["reason"]
     worse = {"looks": group_sequential_looks([0.5], [-3.1])}
     assert stopping_status(_comp(0.0), group_sequential=worse)["fired"] == ["futility"]
+
+
+def test_always_valid_p_value_path_is_the_running_minimum() -> None:
+    from feedbackloop.stats.experiments import always_valid_p_values
+
+    assert list(always_valid_p_values([1.0, 0.4, 0.6, 0.03, 0.2])) == [1.0, 0.4, 0.4, 0.03,
+                                                                      0.03]
+    assert always_valid_p_values([]).size == 0
+    with pytest.raises(ValueError):
+        always_valid_p_values([0.5, 1.5])

@@ -16,6 +16,7 @@ from .power import (
 from .sequential import (
     DEFAULT_TUNING_N,
     SequentialConfig,
+    always_valid_p_values,
     asymptotic_cs_halfwidth,
     asymptotic_cs_p_value,
     msprt_halfwidth,
@@ -34,6 +35,7 @@ __all__ = [
     "SampleSize",
     "SequentialConfig",
     "adjust_p_values",
+    "always_valid_p_values",
     "asymptotic_cs_halfwidth",
     "asymptotic_cs_p_value",
     "compare",

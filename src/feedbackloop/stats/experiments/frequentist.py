@@ -122,7 +122,12 @@ def _interval(estimate: float, half: float, sides: int, upper_side: bool
 
 def _t_part(estimate: float, var: float, df: float, alpha: float, sides: int,
             greater: bool) -> dict[str, Any]:
+    if not (math.isfinite(estimate) and math.isfinite(var) and var > 0):
+        return not_estimable("the standard error is zero or not finite at this scale "
+                             "(values too small or too large)")
     se = math.sqrt(var)
+    if se == 0:
+        return not_estimable("the standard error underflows to zero")
     t = estimate / se
     if sides == 2:
         p = 2.0 * float(t_dist.sf(abs(t), df))
@@ -139,7 +144,7 @@ def _t_part(estimate: float, var: float, df: float, alpha: float, sides: int,
 
 def _arm_variance(arm: ArmSummary, kind: Kind) -> float:
     if kind == "proportion":
-        if not -1e-12 <= arm.mean <= 1.0 + 1e-12:
+        if not -1e-9 <= arm.mean <= 1.0 + 1e-9:
             raise ValueError(f"arm {arm.name!r}: a proportion's mean must lie in [0, 1], "
                              f"got {arm.mean:g}")
         p = min(1.0, max(0.0, arm.mean))
@@ -245,11 +250,23 @@ def compare(control: ArmSummary, treatment: ArmSummary, *, kind: Kind = "mean",
     if ca == 0:
         relative = not_estimable("the control mean is 0, so a relative lift is undefined")
     else:
-        rel_var = vb / (ca * ca * nb) + va * ct * ct / (ca ** 4 * na)
-        relative = _t_part(diff / ca, rel_var, df, alpha, sides, greater)
-        relative.pop("t")
-        relative["method"] = "delta method"
-    absolute.pop("t")
+        try:
+            rel_var = vb / (ca * ca * nb) + va * ct * ct / (ca ** 4 * na)
+            rel = diff / ca
+        except (ZeroDivisionError, OverflowError):
+            rel_var, rel = math.inf, math.inf
+        relative = _t_part(rel, rel_var, df, alpha, sides, greater)
+        relative.pop("t", None)
+        if relative["estimable"]:
+            relative["method"] = "delta method"
+        else:
+            rel_var = None
+    absolute.pop("t", None)
+    if not absolute["estimable"]:
+        seq = None if sequential is None or sequential.method == "none" else {
+            "method": sequential.method, **absolute}
+        return Comparison(treatment.name, control.name, kind, method, alpha, sides,
+                          absolute, relative, seq, cuped_part, na + nb, higher_is_better)
 
     seq_part: dict[str, Any] | None = None
     if sequential is not None and sequential.method != "none":

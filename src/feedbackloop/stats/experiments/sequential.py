@@ -34,12 +34,14 @@ history can take.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["DEFAULT_TUNING_N", "SequentialConfig", "asymptotic_cs_halfwidth",
+__all__ = ["DEFAULT_TUNING_N", "SequentialConfig", "always_valid_p_values",
+           "asymptotic_cs_halfwidth",
            "asymptotic_cs_p_value", "msprt_halfwidth", "msprt_p_value", "sequential_rho"]
 
 DEFAULT_TUNING_N = 5000
@@ -130,3 +132,13 @@ def msprt_p_value(estimate: float | np.ndarray, variance: float | np.ndarray,
     d2 = np.asarray(estimate, dtype=float) ** 2
     log_lr = 0.5 * np.log(v / (v + tau2)) + tau2 * d2 / (2.0 * v * (v + tau2))
     return np.minimum(1.0, np.exp(-log_lr))
+
+
+def always_valid_p_values(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The always-valid p-value path from the per-look values (running minimum): valid at
+    any stopping time, because each look's value is 1/E for an e-process (Ramdas et al.
+    2023, "Game-theoretic statistics and safe anytime-valid inference", Stat Sci 38:576)."""
+    arr = np.asarray(p_values, dtype=float).ravel()
+    if arr.size and (not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1):
+        raise ValueError("p-values must be numbers in [0, 1]")
+    return np.minimum.accumulate(arr) if arr.size else arr
