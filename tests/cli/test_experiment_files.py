@@ -217,3 +217,11 @@ def test_analyze_file_errors(tmp_path: Path) -> None:
     with_cov = run("experiment", "analyze", str(summary), "--summary", "--covariate", "x",
                    code=2)
     assert "--covariate needs unit-level rows" in with_cov.stderr
+
+
+def test_analyze_text_output_escapes_markup_and_one_sided_ends(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.csv", ["arm", "n", "mean", "sd"],
+                 [["[red]ctl", 500, 1.0, 1.0], ["[bold]new", 500, 1.2, 1.0]])
+    text = run("experiment", "analyze", str(path), "--summary", "--sides", "1").stdout
+    assert "[red]ctl" in text and "[bold]new" in text
+    assert text.count("inf]") >= 2  # the open end of the one-sided intervals, both scales

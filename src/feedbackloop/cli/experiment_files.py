@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InvalidInput, NotFound
@@ -323,30 +324,31 @@ def _part(part: dict[str, Any] | None, pct: bool = False) -> tuple[str, str, str
         return "n/a", "not estimable", "-"
     if pct:
         est = f"{part['estimate']:+.2%}"
-        ci = part["ci"]
-        ci_text = "[" + ", ".join("inf" if v is None else f"{v:+.2%}" for v in ci) + "]"
-        return est, ci_text, _p(part["p_value"])
-    return f"{part['estimate']:+.4g}", _ci(part["ci"]), _p(part["p_value"])
+        lo, hi = part["ci"]
+        ci_text = (f"[{'-inf' if lo is None else f'{lo:+.2%}'}, "
+                   f"{'inf' if hi is None else f'{hi:+.2%}'}]")
+        return est, escape(ci_text), _p(part["p_value"])
+    return f"{part['estimate']:+.4g}", escape(_ci(part["ci"])), _p(part["p_value"])
 
 
 def _print_analysis(result: dict[str, Any]) -> None:
     console = out()
     level = f"{1 - result['alpha']:.0%}"
-    console.print(f"{Path(result['file']).name}: {len(result['arms'])} arms, metric "
-                  f"{result['metric'] or 'mean'} ({result['kind']}), control "
-                  f"[bold]{result['control']}[/]")
+    console.print(f"{escape(Path(result['file']).name)}: {len(result['arms'])} arms, "
+                  f"metric {escape(result['metric'] or 'mean')} ({result['kind']}), "
+                  f"control [bold]{escape(result['control'])}[/]")
     arms = Table("arm", "units", "mean", "sd", "P(best)", "expected loss")
     bayes = {b["arm"]: b for b in result["bayes"]}
     for a in result["arms"]:
         b = bayes[a["arm"]]
-        arms.add_row(a["arm"], f"{a['n']:,}", _fmt(a["mean"]), _fmt(a["sd"]),
+        arms.add_row(escape(a["arm"]), f"{a['n']:,}", _fmt(a["mean"]), _fmt(a["sd"]),
                      f"{b['p_best']:.3f}", _fmt(b["expected_loss"], 3))
     console.print(arms)
     table = Table("arm", "measure", "estimate", f"{level} interval", "p",
-                  f"p ({result['correction']})", title=f"Against {result['control']}")
+                  f"p ({result['correction']})", title=f"Against {escape(result['control'])}")
     for c in result["comparisons"]:
         abs_est, abs_ci, abs_p = _part(c["absolute"])
-        table.add_row(c["arm"], "difference", abs_est, abs_ci, abs_p,
+        table.add_row(escape(c["arm"]), "difference", abs_est, abs_ci, abs_p,
                       _p(c["adjusted_p_value"]))
         table.add_row("", "relative lift", *_part(c["relative"], pct=True), "")
         seq = c["sequential"]
