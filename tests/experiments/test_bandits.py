@@ -119,6 +119,7 @@ def test_every_decision_logs_the_probability_it_was_drawn_with(store: Store, sho
         assert row.probabilities[row.arm] == row.propensity
         assert row.probabilities == [d["probabilities"][n] for n in names]
         assert row.reward is None
+        assert row.decided_at is not None and row.decided_at.year >= 2024  # parses back
     assert rows[first["decision_id"]].unit == pseudonymise(KEY, "user-1")
     assert rows[first["decision_id"]].context == {"page": "home"}
     # the arms follow the logged probabilities (all 1/3 here): chi-square goodness of fit
