@@ -6,6 +6,7 @@ report download, and a bandit's page."""
 
 from __future__ import annotations
 
+import functools
 import html
 import random
 import re
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from feedbackloop.access import create_user, grant
+from feedbackloop.access import grant
 from feedbackloop.capture.ingest import Ingestor
 from feedbackloop.capture.projects import Project, create_project, create_signal
 from feedbackloop.capture.schema import SignalIn
@@ -29,11 +30,13 @@ from feedbackloop.experiments import (
     get_experiment,
     list_experiments,
     refresh,
+    start_experiment,
+    update_design,
 )
 from feedbackloop.experiments.bandits import choose, create_bandit, reward
 from feedbackloop.improve import registry as reg
 from feedbackloop.settings import Settings
-from feedbackloop.store import Store
+from feedbackloop.store import Store, tables
 from feedbackloop.store.tables import experiments
 from feedbackloop.web import experiments_pages
 from feedbackloop.web.app import create_app
@@ -63,11 +66,22 @@ def seed_lab(store: Store, settings: Settings, *, users: bool = True) -> Lab:
     reg.register_version(store, project, "generation", "v1", created_by="max")
     reg.register_version(store, project, "generation", "v2", created_by="max")
     if users:
-        create_user(store, "vic", PASSWORD)
-        grant(store, "vic", project.id, "viewer")
-        create_user(store, "max", PASSWORD)
-        grant(store, "max", project.id, "maintainer")
+        for name, role in (("vic", "viewer"), ("max", "maintainer")):
+            with store.transaction() as conn:
+                conn.execute(tables.users.insert().values(
+                    username=name, password_hash=_password_hash(), is_superuser=False,
+                    created_at=datetime.now(UTC)))
+            grant(store, name, project.id, role)
     return Lab(store, settings, project)
+
+
+@functools.cache
+def _password_hash() -> str:
+    """PASSWORD hashed once for every test user (what create_user stores; hashing is
+    deliberately slow)."""
+    from feedbackloop.access.service import _hasher
+
+    return str(_hasher.hash(PASSWORD))
 
 
 def insert_experiment(store: Store, project: Project, a: dict[str, Any]) -> None:
@@ -404,3 +418,31 @@ def test_a_bandit_page_shows_arms_probabilities_and_floor(client: httpx.Client,
     assert "Wilson" in card and "Thompson" in card
     assert client.get("/projects/lab/experiments").text.count("bandit") >= 1
     assert client.get("/projects/lab/experiments/picker/report").status_code == 422
+
+
+def test_stop_and_a_superseding_design_link_both_ways(client: httpx.Client,
+                                                       lab: Lab) -> None:
+    design = {"arms": [{"name": "a", "version": "v1"}, {"name": "b", "version": "v2"}],
+              "primary": {"metric": "helpful"}, "mde": 0.1, "baseline": 0.5}
+    create_experiment(lab.store, lab.project, "first", design=design,
+                      component="generation")
+    start_experiment(lab.store, lab.project, "first")
+    update_design(lab.store, lab.project, "first", {**design, "mde": 0.2},
+                  new_name="second")
+    _sign_in(client, "max")
+    old = client.get("/projects/lab/experiments/first").text
+    assert 'id="status">superseded<' in old
+    assert 'href="/projects/lab/experiments/second"' in _section(old, "facts").split(
+        "</dl>", 1)[0]
+    new = client.get("/projects/lab/experiments/second").text
+    assert 'id="supersedes"><a href="/projects/lab/experiments/first">' in new
+    assert 'id="status">running<' in new  # a running experiment's successor runs on
+    here = "/projects/lab/experiments/second"
+    r = _post(client, f"{here}/stop", {"reason": f"enough {XSS}"}, here)
+    assert r.status_code == 303 and r.headers["location"] == f"{here}?done=stopped"
+    page = client.get(r.headers["location"]).text
+    assert 'id="status">stopped<' in page and 'id="decide-form"' in page
+    assert 'id="stop-form"' not in page
+    listed = client.get("/projects/lab/experiments").text
+    assert listed.index('data-experiment="second"') < listed.index('data-experiment="first"')
+    assert "supersedes <a" in listed

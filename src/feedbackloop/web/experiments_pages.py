@@ -269,10 +269,15 @@ def _plan_form(request: Request, principal: Principal, project: Project, *,
     with store.read() as conn:
         signals = [s for s in list_signals(conn, project.id) if s.type in METRIC_TYPES]
         versions = _versions(conn, project)
+    component = next(iter(versions), "")
+    names = versions.get(component, [])
+    # The first and the newest version of the first component, as control and treatment.
     defaults = {"unit": "user", "mde": "0.05", "alpha": "0.05", "power": "0.8",
                 "sides": "2", "sequential": "asymptotic-cs", "correction": "holm",
                 "max_days": "28", "arm_0_name": "control", "arm_1_name": "treatment",
-                "direction": "higher", "component": next(iter(versions), "")}
+                "direction": "higher", "component": component,
+                "arm_0_version": names[0] if names else "",
+                "arm_1_version": names[-1] if len(names) > 1 else ""}
     return _render(request, "experiment_new.html", status=status, principal=principal,
                    title=f"New experiment · {project.name}", project=project,
                    signals=signals, versions=versions, arm_rows=ARM_ROWS,
