@@ -9,8 +9,8 @@ same row with the driver (sqlite3 / psycopg, autocommit, one statement), the flo
 logged decision.
 
 A second row interleaves a reward after every tenth decision (rewards timed apart): each
-reward makes the cached vector stale, so the next choice re-reads the state and redraws the
-Thompson probabilities — the cost of learning in the request path.
+reward re-reads the state and redraws the Thompson probabilities into the cache itself, so
+the choices after it should cost what they cost without rewards.
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ def _run(db: BenchDatabase) -> list[Result]:
         Result(GROUP, "bandit decision with a reward every 10th (p99)", db.kind,
                p["learn"][1], p["ours"][1], "ms", higher_is_better=False,
                note=f"choose timed alone while every tenth decision is rewarded (each reward "
-                    f"makes the cached probabilities stale: the next choice re-reads the "
-                    f"state and redraws 10,000 posterior samples); {CALLS // 4:,} calls; "
+                    f"re-reads the state and redraws 10,000 posterior samples per arm into "
+                    f"the cache); {CALLS // 4:,} calls; "
                     f"reward itself p50 {float(np.percentile(rew, 50)) * 1000:.0f} µs; "
                     f"baseline: choose without rewards",
                extra={"order": 1, "p50_ms": p["learn"][0],

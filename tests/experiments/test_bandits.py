@@ -135,7 +135,7 @@ def test_rewards_update_the_state_and_the_cached_probabilities(store: Store,
     got = B.reward(store, shop, "b", d["decision_id"], 1)
     assert got == {"decision_id": d["decision_id"], "arm": d["arm"], "reward": 1.0, "n": 1,
                    "mean": 1.0}
-    # the reward made the cached vector stale even with an infinite TTL: the unplayed arm
+    # the reward updated the cached vector even with an infinite TTL: the unplayed arm
     # now goes first (UCB1), floor 0.05 left on the played one
     after = B.choose(store, shop, "b", rng=rng, ttl=math.inf)
     other = "b" if d["arm"] == "a" else "a"
@@ -168,7 +168,7 @@ def test_the_bandit_converges_to_the_best_arm(store: Store, shop: str) -> None:
     rng = np.random.default_rng(2)
     plays = []
     for _ in range(250):
-        # each reward makes the cached probabilities stale: every choice sees every reward
+        # each reward updates the cached probabilities: every choice sees every reward
         d = B.choose(store, shop, "b", rng=rng, ttl=math.inf)
         plays.append(d["arm"])
         B.reward(store, shop, "b", d["decision_id"], int(rng.random() < truth[d["arm"]]))

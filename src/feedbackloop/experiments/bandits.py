@@ -18,10 +18,11 @@ on every arm — and a bandit may raise it (up to 1/K) but never set it below it
 probability vector, keyed by (database, project, bandit). Within ``ttl`` seconds of the
 last check a call only draws an arm and inserts the decision; after that one query reads
 the arms' state and the probabilities are recomputed only when it changed. A reward given
-through this process marks the entry stale at once; rewards given elsewhere are seen within
-``ttl``. Probabilities are thus at most ``ttl`` old — a batched policy update, which
-Thompson sampling tolerates well (Chapelle & Li 2011) — and the logged propensity is always
-the probability the arm was actually drawn with.
+through this process updates the entry at once (the reward pays for recomputing the
+probabilities, not the next choice); rewards given elsewhere are seen within ``ttl``.
+Probabilities are thus at most ``ttl`` old — a batched policy update, which Thompson
+sampling tolerates well (Chapelle & Li 2011) — and the logged propensity is always the
+probability the arm was actually drawn with.
 """
 
 from __future__ import annotations
@@ -293,7 +294,6 @@ class _Entry:
     # (vector, {arm: p}, the vector as JSON): replaced whole, so a reader never mixes two
     snapshot: tuple[np.ndarray, dict[str, float], str]
     checked: float
-    stale: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -350,7 +350,7 @@ def _entry(store: Store, project: Project | str, name: str, ttl: float,
     key = _key(store, project, name)
     entry = _cache.get(key)
     now = time.monotonic()
-    if entry is not None and not entry.stale and now - entry.checked <= ttl:
+    if entry is not None and now - entry.checked <= ttl:
         return entry
     with store.read() as conn:
         if entry is None:
@@ -365,7 +365,6 @@ def _entry(store: Store, project: Project | str, name: str, ttl: float,
             return fresh
         status, state = _read_state(conn, entry.experiment_id)
     with entry.lock:
-        entry.stale = False
         if state != entry.state:
             entry.state = state
             _compute(entry, rng)
@@ -374,10 +373,21 @@ def _entry(store: Store, project: Project | str, name: str, ttl: float,
     return entry
 
 
-def _stale(store: Store, project: Project | str, name: str) -> None:
+def _refresh_after_reward(store: Store, project: Project | str, name: str) -> None:
+    """Bring this process's cached entry up to date after a reward: re-read the state and
+    recompute the probabilities here, so the redraw of the Thompson posteriors (a
+    millisecond or two) is paid by the reward, not by the next choice."""
     entry = _cache.get(_key(store, project, name))
-    if entry is not None:
-        entry.stale = True
+    if entry is None:
+        return
+    with store.read() as conn:
+        status, state = _read_state(conn, entry.experiment_id)
+    with entry.lock:
+        entry.status = status
+        if state != entry.state:
+            entry.state = state
+            _compute(entry, _rng())
+        entry.checked = time.monotonic()
 
 
 # -- choose and reward ------------------------------------------------------------------------
@@ -507,7 +517,7 @@ def reward(store: Store, project: Project | str, name: str, decision_id: int,
                                  updated_at=now))
         state = conn.execute(select(a.c.n, a.c.reward_sum).where(
             a.c.experiment_id == b.id, a.c.arm == row.arm)).one()
-    _stale(store, project, name)
+    _refresh_after_reward(store, project, name)
     return {"decision_id": decision_id, "arm": b.arms[row.arm]["name"], "reward": value,
             "n": int(state.n), "mean": float(state.reward_sum) / state.n}
 
