@@ -146,10 +146,11 @@ def _print(result: dict[str, Any]) -> None:
 
 def offpolicy_command(
     file: Annotated[Path | None, typer.Argument(
-        metavar="[FILE]", show_default=False,
-        help='JSONL rows {"action": i, "reward": r, "propensity": p, "target": [probability '
-             'of each action], "predicted": [reward-model prediction of each action]} '
-             "(predicted optional: without it DM and DR are skipped).")] = None,
+        metavar="FILE", show_default=False,
+        help='JSONL rows {"action": i, "reward": r, "propensity": p, "target": (list: the '
+             'probability of each action), "predicted": (list: a reward model\'s prediction '
+             "of each action)}; predicted is optional: without it DM and DR are skipped.")
+] = None,
     project: Annotated[str | None, typer.Option(
         "--project", "-p", metavar="NAME", show_default=False,
         help="With --experiment: evaluate on a stored log instead of a file.")] = None,
