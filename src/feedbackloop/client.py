@@ -14,6 +14,7 @@ thread writes the queue in batches (see :mod:`feedbackloop.sdk.batching` for the
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import random
 import threading
@@ -353,6 +354,53 @@ class Client:
             raise InvalidInput("item must be a dict of the model's inputs", field="item")
         return self._transport.load_model(component, version).predict(item)
 
+    # -- experiments and bandits -----------------------------------------------------------
+    def assign(self, experiment: str, unit_id: str, covariate: float | None = None
+               ) -> dict[str, Any]:
+        """The arm of a running experiment that serves this unit (a user, a session or an
+        interaction id, as the experiment's design says), and its first exposure logged:
+        ``{"experiment", "arm", "version", "propensity", "unit"}``. Deterministic: the same
+        unit always gets the same arm. ``covariate``: the unit's pre-period value of the
+        metric, for CUPED. Log the interaction with ``experiment=``, ``arm=`` and
+        ``propensity=`` from the answer. See docs/experiments.md."""
+        _check_unit(experiment, unit_id, "experiment")
+        if covariate is not None and (isinstance(covariate, bool)
+                                      or not isinstance(covariate, int | float)
+                                      or not math.isfinite(covariate)):
+            raise InvalidInput(f"covariate must be a finite number, not {covariate!r}",
+                               field="covariate")
+        return self._transport.assign(experiment, unit_id, covariate)
+
+    def choose(self, bandit: str, unit_id: str | None = None,
+               context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Let a running bandit choose an arm, logged with its propensity:
+        ``{"decision_id", "arm", "version", "propensity", "probabilities"}``. Send the
+        outcome later with :meth:`reward` and the ``decision_id``."""
+        if not isinstance(bandit, str) or not bandit or len(bandit) > 100:
+            raise InvalidInput("bandit must be a non-empty string of at most 100 "
+                               "characters", field="bandit")
+        if unit_id is not None:
+            _check_unit(bandit, unit_id, "bandit")
+        if context is not None and not isinstance(context, dict):
+            raise InvalidInput("context must be a dict", field="context")
+        return self._transport.choose(bandit, unit_id, context)
+
+    def reward(self, bandit: str, decision_id: int, reward: float) -> dict[str, Any]:
+        """Record the reward of a bandit decision: ``{"decision_id", "arm", "reward",
+        "n", "mean"}``. Sending the same reward again changes nothing."""
+        if not isinstance(bandit, str) or not bandit or len(bandit) > 100:
+            raise InvalidInput("bandit must be a non-empty string of at most 100 "
+                               "characters", field="bandit")
+        if isinstance(decision_id, bool) or not isinstance(decision_id, int) \
+                or decision_id < 1:
+            raise InvalidInput("decision_id must be a positive integer", field="decision_id")
+        if isinstance(reward, bool):
+            reward = float(reward)
+        if not isinstance(reward, int | float) or not math.isfinite(reward):
+            raise InvalidInput(f"reward must be a finite number, not {reward!r}",
+                               field="reward")
+        return self._transport.reward(bandit, decision_id, float(reward))
+
     # -- the project ---------------------------------------------------------------------
     def project_info(self) -> dict[str, Any]:
         """The project's name, description, risk tier and redaction policy."""
@@ -376,8 +424,8 @@ class Client:
         return self._transport.create_signal(spec)
 
 
-def _check_unit(component: str, unit_id: str) -> None:
-    for field, value in (("component", component), ("unit_id", unit_id)):
+def _check_unit(component: str, unit_id: str, what: str = "component") -> None:
+    for field, value in ((what, component), ("unit_id", unit_id)):
         if not isinstance(value, str) or not value or len(value) > 200:
             raise InvalidInput(f"{field} must be a non-empty string of at most 200 "
                                "characters", field=field)

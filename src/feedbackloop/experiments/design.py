@@ -307,10 +307,10 @@ def plan(design: Mapping[str, Any], *, baseline: float | None, sd: float | None,
     """Sample size per arm and in total, and the expected duration at ``units_per_day``.
 
     Proportions: the pooled two-proportion z-test as R ``power.prop.test``; means: the
-    two-sample t-test as R ``power.t.test`` (both from :mod:`feedbackloop.stats.experiments`),
-    for the smallest arm against the control; with unequal weights the total is what puts
-    that many units in the smallest arm. Returns ``per_arm`` None with a ``reason`` when the
-    baseline (proportions) or sd (means) is unknown."""
+    two-sample t-test as R ``power.t.test`` (both from :mod:`feedbackloop.stats.experiments`;
+    with more than two arms each comparison at alpha / (arms - 1)); with unequal weights
+    the total is what puts that many units in the smallest arm. Returns ``per_arm`` None
+    with a ``reason`` when the baseline (proportions) or sd (means) is unknown."""
     from ..stats.experiments import sample_size_means, sample_size_proportions
 
     arms = design["arms"]
@@ -321,7 +321,7 @@ def plan(design: Mapping[str, Any], *, baseline: float | None, sd: float | None,
                            "expected_days": None, "baseline": baseline, "sd": sd,
                            "source": source}
     common = {"relative": design["relative"], "alpha": design["alpha"],
-              "power": design["power"], "sides": design["sides"]}
+              "power": design["power"], "sides": design["sides"], "arms": len(arms)}
     try:
         if design["primary"]["kind"] == "proportion":
             if baseline is None or not 0.0 < baseline < 1.0:

@@ -13,23 +13,23 @@ signal as 1 for the design's success label and 0 otherwise.
 Two watermarks on the experiment row (the highest interaction and feedback ids seen) make
 a second run add only what is new; both advance in the same transaction as the rows, and
 that transaction holds the experiment row locked, so two refreshes never both copy a row.
-On PostgreSQL an id allocated by a transaction still open when the refresh reads the
-maximum can commit later, below the watermark, and be missed; interactions and feedback
-are written in short batch transactions, so refresh reads the maxima a moment old
-(rows ingested in the last :data:`SETTLE_SECONDS` wait for the next refresh).
+On PostgreSQL an id taken by a transaction still open when the refresh reads can commit
+later, below the watermark; so there each refresh looks again at the last
+:data:`RESCAN_ROWS` ids below the watermarks and copies only what it has not copied yet
+(exposures are insert-or-ignore; an observation is skipped when its feedback id is already
+stored for that unit). SQLite has one writer at a time, so ids commit in order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, literal, select
 
 from ..capture.projects import Project, list_signals
 from ..errors import InvalidInput
-from ..store import Store, utcnow
+from ..store import Store
 from ..store.tables import (
     experiment_exposures,
     experiment_observations,
@@ -41,9 +41,9 @@ from .assignment import insert_exposures
 from .design import metric_signals
 from .service import _locked, _project
 
-__all__ = ["SETTLE_SECONDS", "refresh"]
+__all__ = ["RESCAN_ROWS", "refresh"]
 
-SETTLE_SECONDS = 2.0
+RESCAN_ROWS = 50_000
 _CHUNK = 5_000
 
 
@@ -52,21 +52,21 @@ def _unit_column(unit: str) -> Any:
             "interaction": interactions.c.client_id}[unit]
 
 
-def _watermark(conn: Connection, table: Any, project_id: int, settle: float) -> int:
-    """The highest id of the project's rows, left below rows ingested in the last
-    ``settle`` seconds on PostgreSQL (see the module docstring)."""
+def _watermark(conn: Connection, table: Any, project_id: int) -> int:
+    """The highest id of the project's rows."""
     q = select(func.max(table.c.id)).where(table.c.project_id == project_id)
-    if conn.dialect.name == "postgresql" and settle > 0:
-        q = q.where(table.c.ingested_at < utcnow() - timedelta(seconds=settle))
     return int(conn.execute(q).scalar() or 0)
 
 
 def refresh(store: Store, project: Project | str, name: str, *,
             progress: Callable[[str, int, int], None] | None = None,
-            settle: float = SETTLE_SECONDS) -> dict[str, Any]:
+            rescan: int | None = None, settle: float | None = None) -> dict[str, Any]:
     """Copy new exposures and observations of one experiment; returns what was added:
     ``{"interactions", "exposures", "observations", "skipped_no_unit",
-    "skipped_unknown_arm"}``."""
+    "skipped_unknown_arm"}`` (``interactions``: new ones read). ``rescan``: ids below the
+    watermarks to look at again (default :data:`RESCAN_ROWS` on PostgreSQL, 0 on
+    SQLite). ``settle`` is accepted and ignored: an earlier version waited for recent
+    rows; the rescan made that unnecessary."""
     with store.transaction() as conn:
         p = _project(conn, project)
         exp = _locked(conn, p, name)
@@ -74,8 +74,12 @@ def refresh(store: Store, project: Project | str, name: str, *,
             raise InvalidInput(f"{name!r} is a bandit; it has no exposures to refresh",
                                field="name")
         design = exp.design
-        top_i = _watermark(conn, interactions, p.id, settle)
-        top_f = _watermark(conn, feedback, p.id, settle)
+        if rescan is None:
+            rescan = RESCAN_ROWS if conn.dialect.name == "postgresql" else 0
+        top_i = _watermark(conn, interactions, p.id)
+        top_f = _watermark(conn, feedback, p.id)
+        low_i = max(0, exp.seen_interaction_id - rescan)
+        low_f = max(0, exp.seen_feedback_id - rescan)
         out = {"interactions": 0, "exposures": 0, "observations": 0,
                "skipped_no_unit": 0, "skipped_unknown_arm": 0}
         arm_of = {a["name"]: (i, float(a["weight"])) for i, a in enumerate(design["arms"])}
@@ -83,18 +87,19 @@ def refresh(store: Store, project: Project | str, name: str, *,
         unit_col = _unit_column(design["unit"])
         q = (select(i.c.id, unit_col.label("unit"), i.c.arm, i.c.propensity, i.c.timestamp)
              .where(i.c.project_id == p.id, i.c.experiment == name,
-                    i.c.id > exp.seen_interaction_id, i.c.id <= top_i)
+                    i.c.id > low_i, i.c.id <= top_i)
              .order_by(i.c.id))
         batch: list[dict[str, Any]] = []
         before = None
         for row in conn.execute(q):
-            out["interactions"] += 1
+            new = row.id > exp.seen_interaction_id
+            out["interactions"] += new
             if row.unit is None:
-                out["skipped_no_unit"] += 1
+                out["skipped_no_unit"] += new
                 continue
             found = arm_of.get(row.arm)
             if found is None:
-                out["skipped_unknown_arm"] += 1
+                out["skipped_unknown_arm"] += new
                 continue
             batch.append({"experiment_id": exp.id, "unit": row.unit, "arm": found[0],
                           "propensity": row.propensity if row.propensity is not None
@@ -115,7 +120,7 @@ def refresh(store: Store, project: Project | str, name: str, *,
         metrics = {design["primary"]["metric"]: design["primary"]}
         for g in design.get("guardrails") or []:
             metrics.setdefault(g["metric"], g)
-        f, x = feedback, experiment_exposures
+        f, x, o = feedback, experiment_exposures, experiment_observations
         for signal_name in metric_signals(design):
             signal = signals.get(signal_name)
             if signal is None:  # deleted since the design was made
@@ -131,8 +136,14 @@ def refresh(store: Store, project: Project | str, name: str, *,
                                 .join(x, and_(x.c.experiment_id == exp.id,
                                               x.c.unit == unit_col)))
                    .where(f.c.project_id == p.id, f.c.signal_id == signal.id,
-                          f.c.id > exp.seen_feedback_id, f.c.id <= top_f,
+                          f.c.id > low_f, f.c.id <= top_f,
                           i.c.experiment == name, present))
+            if low_f < exp.seen_feedback_id:
+                copied = (select(o.c.id).where(
+                    o.c.experiment_id == exp.id, o.c.signal_id == signal.id,
+                    o.c.arm == x.c.arm, o.c.unit == x.c.unit, o.c.feedback_id == f.c.id)
+                    .exists())
+                src = src.where(~copied)
             # rowcount of INSERT ... SELECT is -1 through psycopg here: count the source.
             n = int(conn.execute(select(func.count()).select_from(src.subquery())).scalar()
                     or 0)

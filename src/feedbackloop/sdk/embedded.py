@@ -261,6 +261,26 @@ class EmbeddedTransport:
 
         return load_model(self.store, self.project, component, name)
 
+    # -- experiments and bandits -----------------------------------------------------------
+    def assign(self, experiment: str, unit_id: str,
+               covariate: float | None) -> dict[str, Any]:
+        from ..experiments import assign
+
+        return assign(self.store, self.project, experiment, unit_id, covariate=covariate,
+                      pseudonym_key=self._settings.pseudonym_key_bytes())
+
+    def choose(self, bandit: str, unit_id: str | None,
+               context: dict[str, Any] | None) -> dict[str, Any]:
+        from ..experiments.bandits import choose
+
+        return choose(self.store, self.project, bandit, unit_id=unit_id, context=context,
+                      pseudonym_key=self._settings.pseudonym_key_bytes())
+
+    def reward(self, bandit: str, decision_id: int, reward: float) -> dict[str, Any]:
+        from ..experiments.bandits import reward as record
+
+        return record(self.store, self.project, bandit, decision_id, reward)
+
     def get_interaction(self, interaction_id: str) -> InteractionRecord:
         with self.store.read() as conn:
             return get_interaction(conn, self.project.id, interaction_id)

@@ -265,6 +265,30 @@ class RemoteTransport:
         self._models[key] = predictor
         return predictor
 
+    # -- experiments and bandits -----------------------------------------------------------
+    def assign(self, experiment: str, unit_id: str,
+               covariate: float | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"unit_id": unit_id}
+        if covariate is not None:
+            body["covariate"] = covariate
+        return dict(self._call("POST", f"{self._base}/experiments/"
+                                       f"{quote(experiment, safe='')}/assign", json=body))
+
+    def choose(self, bandit: str, unit_id: str | None,
+               context: dict[str, Any] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if unit_id is not None:
+            body["unit_id"] = unit_id
+        if context is not None:
+            body["context"] = context
+        return dict(self._call("POST", f"{self._base}/bandits/{quote(bandit, safe='')}"
+                                       "/choose", json=body))
+
+    def reward(self, bandit: str, decision_id: int, reward: float) -> dict[str, Any]:
+        return dict(self._call("POST", f"{self._base}/bandits/{quote(bandit, safe='')}"
+                                       "/reward",
+                               json={"decision_id": decision_id, "reward": reward}))
+
     def signals(self) -> list[dict[str, Any]]:
         body = self._get(f"{self._base}/signals")
         return list(body["items"] if isinstance(body, dict) else body)
