@@ -165,3 +165,13 @@ def test_bandit_commands_and_offpolicy_on_the_stored_log(cli: Cli, db_url: str) 
     assert "sum to 0.5" in bad.stderr
     assert "no arm 'huge'" in cli("offpolicy", "-p", "shop", "-e", "greeting", "-t",
                                   "huge=1", code=2).stderr
+
+
+def test_choices_match_the_domain() -> None:
+    import typing
+
+    from feedbackloop.cli import offpolicy
+    from feedbackloop.stats.bandits import POLICIES, REWARD_KINDS
+
+    assert typing.get_args(offpolicy.Policy) == POLICIES
+    assert typing.get_args(offpolicy.RewardKind) == REWARD_KINDS
