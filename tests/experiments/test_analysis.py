@@ -45,9 +45,14 @@ def _fill(store: Store, exp: ex.Experiment, units: dict[str, Any], *,
             conn.execute(experiment_exposures.insert(), [
                 {"experiment_id": exp.id, "unit": u, "arm": d["arm"], "propensity": 0.5,
                  "covariate": d.get("x"), "exposed_at": now} for u, d in units.items()])
+        # the refresh's shape: a unit row holding the unit's mean, and each observation
+        # apart (arm -1 - arm) when there are several
         rows = [{"experiment_id": exp.id, "signal_id": sid, "unit": u, "arm": d["arm"],
-                 "value": float(v), "observed_at": now, "feedback_id": None}
-                for u, d in units.items() for v in d["values"]]
+                 "value": float(np.mean(d["values"])), "observed_at": now,
+                 "feedback_id": None} for u, d in units.items() if len(d["values"])]
+        rows += [{"experiment_id": exp.id, "signal_id": sid, "unit": u, "arm": -1 - d["arm"],
+                  "value": float(v), "observed_at": now, "feedback_id": None}
+                 for u, d in units.items() if len(d["values"]) > 1 for v in d["values"]]
         if rows:
             conn.execute(obs_table.insert(), rows)
 

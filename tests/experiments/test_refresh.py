@@ -71,9 +71,14 @@ def test_refresh_is_incremental_and_never_doubles(store: Store, settings: Settin
 
         thumbs = get_signal(conn, exp.project_id, "thumbs").id
         issue = get_signal(conn, exp.project_id, "issue").id
-    assert sorted((o.signal_id, o.unit, o.arm, o.value) for o in obs) == sorted([
-        (thumbs, ann, 0, 1.0), (thumbs, ann, 0, 0.0),  # i3's feedback: ann's first arm
-        (thumbs, bob, 1, 1.0), (issue, bob, 1, 0.0), (issue, ann, 0, 1.0)])
+    fid = {f"f{k}": k for k in range(1, 11)}  # feedback ids follow the logging order
+    # one unit row per unit (arm >= 0, the unit's mean); a unit seen twice also keeps each
+    # observation (arm -1 - arm, with its feedback id)
+    assert sorted((o.signal_id, o.unit, o.arm, o.value, o.feedback_id) for o in obs) == \
+        sorted([(thumbs, ann, 0, 0.5, None),  # i3's feedback counts for ann's first arm
+                (thumbs, ann, -1, 1.0, fid["f1"]), (thumbs, ann, -1, 0.0, fid["f2"]),
+                (thumbs, bob, 1, 1.0, fid["f3"]), (issue, bob, 1, 0.0, fid["f4"]),
+                (issue, ann, 0, 1.0, fid["f5"])])
 
     second = ex.refresh(store, "shop", "tone")
     assert second["interactions"] == second["exposures"] == second["observations"] == 0
@@ -91,8 +96,15 @@ def test_refresh_is_incremental_and_never_doubles(store: Store, settings: Settin
     third = ex.refresh(store, "shop", "tone", rescan=10**6)
     assert (third["interactions"], third["exposures"], third["observations"]) == (1, 1, 2)
     exposures3, obs3 = _rows(store, exp.id)
-    assert exposures3[:2] == exposures and obs3[:5] == obs and len(obs3) == 7
-    assert len({o.feedback_id for o in obs3}) == 7
+    assert exposures3[:2] == exposures
+    fay = pseudonymise(key, "fay")
+    assert sorted((o.unit, o.arm, o.value, o.feedback_id) for o in obs3
+                  if o.signal_id == thumbs and o.unit in (bob, fay)) == sorted([
+        (bob, 1, 0.5, None), (bob, -2, 1.0, fid["f3"]), (bob, -2, 0.0, fid["f10"]),
+        (fay, 0, 1.0, fid["f9"])])
+    stored = [o.feedback_id for o in obs3 if o.feedback_id is not None]
+    assert sorted(stored) == sorted(fid[k] for k in ("f1", "f2", "f3", "f4", "f5", "f9",
+                                                     "f10"))
 
     # the analysis averages per unit: bob (1, 0) counts once with 0.5
     analysis = ex.analyze(store, "shop", "tone")

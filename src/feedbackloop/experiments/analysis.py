@@ -3,9 +3,10 @@ statistics of :mod:`feedbackloop.stats.experiments`.
 
 Each metric is summarised per unit: a unit's value is the mean of its observations (a user
 who rated three answers counts once, with their mean rating), and an arm's summary is the
-count, sum and sum of squares of those unit means, computed by the database in one scan of
-the covering index ``(experiment, signal, arm, unit, value)`` per arm. Sums are of values
-shifted by a pilot value (one observation) so the variance does not cancel on large,
+count, sum and sum of squares of those unit means. The refresh keeps one unit row per
+unit holding that mean, so the database computes an arm's sums in one scan of the covering
+index ``(experiment, signal, arm, unit, value)`` without grouping. Sums are of values
+shifted by a pilot value (one unit's) so the variance does not cancel on large,
 far-from-zero metrics. CUPED (``design["cuped"]``) joins the exposures' covariates.
 
 Then: Welch differences and delta-method relative lifts with the always-valid interval
@@ -36,18 +37,19 @@ from .service import Experiment, _ab, _project, get_decision, get_experiment
 
 __all__ = ["analyze", "arm_summaries", "exposure_counts"]
 
+# One unit row per unit and arm (arm >= 0) holds the unit's mean; see refresh.py.
 _UNIT_SUMS = text(
-    "SELECT COUNT(*), SUM(m), SUM(m * m) FROM (SELECT AVG(value) - :shift AS m "
-    "FROM experiment_observations WHERE experiment_id = :e AND signal_id = :s AND arm = :a "
-    "GROUP BY unit) AS per_unit")
+    "SELECT COUNT(*), SUM(value - :shift), SUM((value - :shift) * (value - :shift)) "
+    "FROM experiment_observations WHERE experiment_id = :e AND signal_id = :s AND arm = :a")
 _CUPED_SUMS = text(
-    "SELECT COUNT(*), SUM(u.m), SUM(u.m * u.m), SUM(x.covariate), "
-    "SUM(x.covariate * x.covariate), SUM(u.m * x.covariate) FROM (SELECT unit, "
-    "AVG(value) - :shift AS m FROM experiment_observations WHERE experiment_id = :e "
-    "AND signal_id = :s AND arm = :a GROUP BY unit) AS u JOIN experiment_exposures AS x "
-    "ON x.experiment_id = :e AND x.unit = u.unit WHERE x.covariate IS NOT NULL")
+    "SELECT COUNT(*), SUM(o.value - :shift), SUM((o.value - :shift) * (o.value - :shift)), "
+    "SUM(x.covariate), SUM(x.covariate * x.covariate), "
+    "SUM((o.value - :shift) * x.covariate) FROM experiment_observations AS o "
+    "JOIN experiment_exposures AS x ON x.experiment_id = o.experiment_id AND x.unit = o.unit "
+    "WHERE o.experiment_id = :e AND o.signal_id = :s AND o.arm = :a "
+    "AND x.covariate IS NOT NULL")
 _PILOT = text("SELECT value FROM experiment_observations WHERE experiment_id = :e "
-              "AND signal_id = :s LIMIT 1")
+              "AND signal_id = :s AND arm >= 0 LIMIT 1")
 _EXPOSED = text("SELECT arm, COUNT(*) FROM experiment_exposures WHERE experiment_id = :e "
                 "GROUP BY arm")
 _RANK = {"ok": 0, "not_estimable": 1, "at_risk": 2, "breached": 3}

@@ -60,6 +60,7 @@ _METRIC = {"metric", "kind", "higher_is_better", "success"}
 _GUARDRAIL = _METRIC | {"allowed_change", "relative"}
 MAX_ARMS = 20
 MAX_GUARDRAILS = 20
+MAX_PLANNED = 10**12
 
 
 def _bool(value: Any, field: str) -> bool:
@@ -338,8 +339,12 @@ def plan(design: Mapping[str, Any], *, baseline: float | None, sd: float | None,
                 out["reason"] = "a relative mde on a mean needs a non-zero baseline mean"
                 return out
             size = sample_size_means(sd, design["mde"], baseline=baseline, **common)
-    except ValueError as exc:
+    except (ValueError, ArithmeticError) as exc:
         out["reason"] = f"cannot plan: {exc}"
+        return out
+    if not math.isfinite(float(size.per_arm)) or size.per_arm > MAX_PLANNED:
+        out["reason"] = (f"more than {MAX_PLANNED:,} units per arm: the effect is too small "
+                         "for this variance to detect")
         return out
     per_arm = int(size.per_arm)
     equal = max(weights) - min(weights) < 1e-9

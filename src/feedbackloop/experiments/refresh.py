@@ -8,7 +8,9 @@ else the arm's weight; a unit already exposed keeps its first exposure. Feedback
 arrived since the last refresh, on the experiment's interactions, for the primary or a
 guardrail signal, becomes an observation of the unit's (first) arm, in the narrow shape
 the analysis scans: binary and ordinal/numeric signals by their number, a categorical
-signal as 1 for the design's success label and 0 otherwise.
+signal as 1 for the design's success label and 0 otherwise. Each unit keeps one *unit row*
+per signal holding its mean (see :func:`_copy_observations`), so the analysis sums one row
+per unit without grouping.
 
 Two watermarks on the experiment row (the highest interaction and feedback ids seen) make
 a second run add only what is new; both advance in the same transaction as the rows, and
@@ -22,10 +24,11 @@ stored for that unit). SQLite has one writer at a time, so ids commit in order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, select
+from sqlalchemy import Connection, and_, bindparam, case, func, select
 
 from ..capture.projects import Project, list_signals
 from ..errors import InvalidInput
@@ -130,34 +133,92 @@ def refresh(store: Store, project: Project | str, name: str, *,
                 case((f.c.value_text == success, 1.0), else_=0.0)
             present = f.c.value_num.is_not(None) if success is None \
                 else f.c.value_text.is_not(None)
-            src = (select(literal(exp.id), literal(signal.id), x.c.unit, x.c.arm, value,
-                          f.c.timestamp, f.c.id)
+            src = (select(x.c.unit, x.c.arm, value.label("value"),
+                          f.c.timestamp.label("observed_at"), f.c.id.label("feedback_id"))
                    .select_from(f.join(i, i.c.id == f.c.interaction_id)
                                 .join(x, and_(x.c.experiment_id == exp.id,
                                               x.c.unit == unit_col)))
                    .where(f.c.project_id == p.id, f.c.signal_id == signal.id,
-                          f.c.id > low_f, f.c.id <= top_f,
-                          i.c.experiment == name, present))
+                          f.c.id <= top_f, i.c.experiment == name, present))
             if low_f < exp.seen_feedback_id:
                 copied = (select(o.c.id).where(
                     o.c.experiment_id == exp.id, o.c.signal_id == signal.id,
-                    o.c.arm == x.c.arm, o.c.unit == x.c.unit, o.c.feedback_id == f.c.id)
-                    .exists())
+                    o.c.arm.in_([x.c.arm, -1 - x.c.arm]), o.c.unit == x.c.unit,
+                    o.c.feedback_id == f.c.id).exists())
                 src = src.where(~copied)
-            # rowcount of INSERT ... SELECT is -1 through psycopg here: count the source.
-            n = int(conn.execute(select(func.count()).select_from(src.subquery())).scalar()
-                    or 0)
-            if n:
-                conn.execute(experiment_observations.insert().from_select(
-                    ["experiment_id", "signal_id", "unit", "arm", "value", "observed_at",
-                     "feedback_id"], src))
-                out["observations"] += n
+            cursor = low_f
+            while True:
+                rows = conn.execute(src.where(f.c.id > cursor).order_by(f.c.id)
+                                    .limit(_CHUNK)).all()
+                if not rows:
+                    break
+                out["observations"] += _copy_observations(conn, exp.id, signal.id, rows)
+                cursor = rows[-1].feedback_id
         conn.execute(experiments.update().where(experiments.c.id == exp.id).values(
             seen_interaction_id=max(top_i, exp.seen_interaction_id),
             seen_feedback_id=max(top_f, exp.seen_feedback_id)))
         if progress is not None:
             progress("observations", 1, 1)
     return out
+
+
+def _copy_observations(conn: Connection, experiment_id: int, signal_id: int,
+                       rows: Sequence[Any]) -> int:
+    """Store new observations keeping one *unit row* per unit: arm ``a`` (>= 0) holding the
+    unit's mean, so the analysis sums unit rows in one pass. A unit observed more than
+    once also keeps each observation as a row of arm ``-1 - a`` (with its feedback id);
+    its unit row then has no feedback id. The mean over all of a unit's rows is still its
+    mean (the unit row adds one more copy of it)."""
+    o = experiment_observations
+    by_unit: dict[str, list[Any]] = {}
+    for r in rows:
+        by_unit.setdefault(r.unit, []).append(r)
+    by_arm: dict[int, list[str]] = {}
+    for unit, new in by_unit.items():
+        by_arm.setdefault(new[0].arm, []).append(unit)
+    existing: dict[str, list[Any]] = {}
+    for arm, units in by_arm.items():
+        for k in range(0, len(units), 500):
+            for r in conn.execute(select(o.c.id, o.c.unit, o.c.arm, o.c.value,
+                                         o.c.observed_at, o.c.feedback_id).where(
+                    o.c.experiment_id == experiment_id, o.c.signal_id == signal_id,
+                    o.c.arm.in_([arm, -1 - arm]), o.c.unit.in_(units[k:k + 500]))):
+                existing.setdefault(r.unit, []).append(r)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+
+    def row(unit: str, arm: int, value: float, at: Any, fid: int | None) -> None:
+        inserts.append({"experiment_id": experiment_id, "signal_id": signal_id,
+                        "unit": unit, "arm": arm, "value": float(value),
+                        "observed_at": at, "feedback_id": fid})
+
+    for unit, new in by_unit.items():
+        arm = new[0].arm
+        old = existing.get(unit, [])
+        if not old and len(new) == 1:
+            row(unit, arm, new[0].value, new[0].observed_at, new[0].feedback_id)
+            continue
+        head = next((r for r in old if r.arm >= 0), None)
+        singles = [r for r in old if r.arm < 0]
+        if head is not None and not singles:  # the one earlier observation, kept apart now
+            singles = [head]
+            row(unit, -1 - arm, head.value, head.observed_at, head.feedback_id)
+        for r in new:
+            row(unit, -1 - arm, r.value, r.observed_at, r.feedback_id)
+        values = [float(r.value) for r in singles] + [float(r.value) for r in new]
+        mean = math.fsum(values) / len(values)
+        latest = new[-1].observed_at
+        if head is None:
+            row(unit, arm, mean, latest, None)
+        else:
+            updates.append({"oid": head.id, "v": mean, "t": latest})
+    if inserts:
+        conn.execute(o.insert(), inserts)
+    if updates:
+        conn.execute(o.update().where(o.c.id == bindparam("oid"))
+                     .values(value=bindparam("v"), observed_at=bindparam("t"),
+                             feedback_id=None), updates)
+    return len(rows)
 
 
 def _count(conn: Connection, table: Any, experiment_id: int) -> int:
