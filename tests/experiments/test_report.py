@@ -19,7 +19,7 @@ from feedbackloop.capture.ingest import Ingestor
 from feedbackloop.capture.projects import create_project, create_signal
 from feedbackloop.capture.schema import SignalIn
 from feedbackloop.cli import build_app
-from feedbackloop.experiments import assign, create_experiment, refresh, start_experiment
+from feedbackloop.experiments import assign, create_experiment, start_experiment
 from feedbackloop.experiments.report import (
     AA_SIMULATION,
     PEEKING,
@@ -224,7 +224,6 @@ def stored(db_url: str, tmp_path: Path) -> Iterator[Cli]:
         ing = Ingestor(store, settings, project)
         assert ing.interactions(records).rejected == 0
         assert ing.feedback(ratings).rejected == 0
-        refresh(store, project, "shorter", settle=0)  # PostgreSQL waits for late commits
     finally:
         store.dispose()
     yield Cli(db_url, tmp_path)

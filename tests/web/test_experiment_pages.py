@@ -29,7 +29,6 @@ from feedbackloop.experiments import (
     create_experiment,
     get_experiment,
     list_experiments,
-    refresh,
     start_experiment,
     update_design,
 )
@@ -256,7 +255,7 @@ def traffic(lab: Lab, name: str, units: range, rates: dict[str, float], *,
             seed: int) -> None:
     """Live traffic: each unit is assigned (its exposure logged), served the arm's model
     version, logs an interaction carrying experiment, arm and propensity, and gets an
-    annotator's ``helpful`` rating (true with the arm's rate)."""
+    annotator's ``helpful`` rating (true with the arm's rate). The page copies them in."""
     rng = random.Random(seed)
     key = lab.settings.pseudonym_key_bytes()
     records, ratings = [], []
@@ -274,7 +273,6 @@ def traffic(lab: Lab, name: str, units: range, rates: dict[str, float], *,
     ing = Ingestor(lab.store, lab.settings, lab.project)
     assert ing.interactions(records).rejected == 0
     assert ing.feedback(ratings).rejected == 0
-    refresh(lab.store, lab.project, name, settle=0)  # PostgreSQL waits for late commits
 
 
 PLAN = {"name": "shorter", "hypothesis": f"v2's shorter answers help more {XSS}",
