@@ -93,7 +93,6 @@ def refresh(store: Store, project: Project | str, name: str, *,
                     i.c.id > low_i, i.c.id <= top_i)
              .order_by(i.c.id))
         batch: list[dict[str, Any]] = []
-        before = None
         for row in conn.execute(q):
             new = row.id > exp.seen_interaction_id
             out["interactions"] += new
@@ -107,16 +106,12 @@ def refresh(store: Store, project: Project | str, name: str, *,
             batch.append({"experiment_id": exp.id, "unit": row.unit, "arm": found[0],
                           "propensity": row.propensity if row.propensity is not None
                           else found[1], "covariate": None, "exposed_at": row.timestamp})
-            if before is None:
-                before = _count(conn, experiment_exposures, exp.id)
             if len(batch) >= _CHUNK:
-                insert_exposures(conn, batch)
+                out["exposures"] += _add_exposures(conn, exp.id, batch)
                 batch = []
                 if progress is not None:
                     progress("exposures", out["interactions"], out["interactions"])
-        insert_exposures(conn, batch)
-        if before is not None:
-            out["exposures"] = _count(conn, experiment_exposures, exp.id) - before
+        out["exposures"] += _add_exposures(conn, exp.id, batch)
         if progress is not None:
             progress("observations", 0, 1)
         signals = {s.name: s for s in list_signals(conn, p.id)}
@@ -221,6 +216,18 @@ def _copy_observations(conn: Connection, experiment_id: int, signal_id: int,
     return len(rows)
 
 
-def _count(conn: Connection, table: Any, experiment_id: int) -> int:
-    return int(conn.execute(select(func.count()).select_from(table)
-                            .where(table.c.experiment_id == experiment_id)).scalar() or 0)
+def _add_exposures(conn: Connection, experiment_id: int, batch: list[dict[str, Any]]
+                   ) -> int:
+    """Insert the first exposure of each unit not exposed yet; returns how many."""
+    first: dict[str, dict[str, Any]] = {}
+    for r in batch:
+        first.setdefault(r["unit"], r)
+    units = list(first)
+    x = experiment_exposures
+    known = 0
+    for k in range(0, len(units), 500):
+        known += int(conn.execute(select(func.count()).select_from(x).where(
+            x.c.experiment_id == experiment_id, x.c.unit.in_(units[k:k + 500]))).scalar()
+            or 0)
+    insert_exposures(conn, list(first.values()))
+    return len(units) - known
