@@ -60,6 +60,20 @@ def test_unequal_weights_plan_for_the_smallest_arm(store: Store) -> None:
     assert exp.design["planned"]["total"] == -(-per_arm * 5 // 1)  # per_arm / 0.2
 
 
+def test_unplannable_designs_say_why(store: Store) -> None:
+    shop(store)
+    tiny = ex.create_experiment(store, "shop", "tiny", design=_design(
+        primary={"metric": "rating"}, guardrails=[], sd=1.0, mde=1e-9))
+    assert tiny.design["planned"]["per_arm"] is None
+    assert "too small" in tiny.design["planned"]["reason"]
+    d = _design(primary={"metric": "rating"}, guardrails=[])
+    d.pop("baseline")
+    blind = ex.create_experiment(store, "shop", "blind", design=d)
+    assert "no standard deviation" in blind.design["planned"]["reason"]
+    notes = ex.analyze(store, "shop", "blind")["notes"]
+    assert any(n.startswith("sample size not planned: no standard deviation") for n in notes)
+
+
 def test_plan_from_recent_traffic(store: Store, settings: Settings) -> None:
     shop(store)
     now = datetime.now(UTC)
