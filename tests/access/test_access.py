@@ -32,7 +32,11 @@ from feedbackloop.store.tables import api_tokens, users
 
 
 def test_role_table() -> None:
-    assert set(ROLES) == {"admin", "maintainer", "annotator", "viewer", "ingest"}
+    assert set(ROLES) == {"admin", "maintainer", "expert", "annotator", "viewer", "ingest"}
+    assert can("expert", Action.SIGN_OFF) and not can("expert", Action.RELEASE)
+    assert not can("annotator", Action.SIGN_OFF) and can("maintainer", Action.RELEASE)
+    assert can("maintainer", Action.MANAGE_EXPERIMENTS) and not can("viewer",
+                                                                     Action.MANAGE_EXPERIMENTS)
     assert can("ingest", Action.WRITE_INTERACTIONS)
     assert can("ingest", Action.WRITE_END_USER_FEEDBACK)
     assert not can("ingest", Action.READ)

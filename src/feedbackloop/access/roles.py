@@ -9,7 +9,7 @@ from ..errors import PermissionDenied
 
 __all__ = ["ROLES", "Action", "Principal", "can"]
 
-ROLES = ("admin", "maintainer", "annotator", "viewer", "ingest")
+ROLES = ("admin", "maintainer", "expert", "annotator", "viewer", "ingest")
 
 
 class Action(StrEnum):
@@ -22,6 +22,9 @@ class Action(StrEnum):
     ANNOTATE = "annotate"                  # work a campaign queue (as a named rater)
     MANAGE_CAMPAIGNS = "manage_campaigns"  # guidelines, campaigns, aggregation runs
     MANAGE_EXPERIMENTS = "manage_experiments"  # design, start, stop, decide experiments
+    MANAGE_FINDINGS = "manage_findings"    # triage rules and queue, themes, findings
+    SIGN_OFF = "sign_off"                  # sign off (or reject) a release gate
+    RELEASE = "release"                    # evaluate gates, release and roll back
     MANAGE_PROJECT = "manage_project"      # tokens, members, settings
     CREATE_PROJECT = "create_project"      # instance administrators only
 
@@ -31,7 +34,11 @@ _PERMISSIONS: dict[str, frozenset[Action]] = {
     "maintainer": frozenset({Action.READ, Action.WRITE_INTERACTIONS,
                              Action.WRITE_END_USER_FEEDBACK, Action.WRITE_FEEDBACK,
                              Action.MANAGE_SIGNALS, Action.EVALUATE, Action.ANNOTATE,
-                             Action.MANAGE_CAMPAIGNS, Action.MANAGE_EXPERIMENTS}),
+                             Action.MANAGE_CAMPAIGNS, Action.MANAGE_EXPERIMENTS,
+                             Action.MANAGE_FINDINGS, Action.SIGN_OFF, Action.RELEASE}),
+    # A domain expert: reads, annotates, and signs off gates (the high tier requires one).
+    "expert": frozenset({Action.READ, Action.WRITE_FEEDBACK, Action.WRITE_END_USER_FEEDBACK,
+                         Action.ANNOTATE, Action.SIGN_OFF}),
     "annotator": frozenset({Action.READ, Action.WRITE_FEEDBACK,
                             Action.WRITE_END_USER_FEEDBACK, Action.ANNOTATE}),
     "viewer": frozenset({Action.READ}),

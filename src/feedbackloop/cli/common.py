@@ -29,7 +29,7 @@ __all__ = ["Db", "Json", "ProjectName", "echo_json", "err", "open_store", "out"]
 RiskTier = Literal["low", "medium", "high"]
 RedactionPolicy = Literal["redact", "hash", "drop"]
 SignalType = Literal["binary", "ordinal", "numeric", "categorical", "pairwise", "text"]
-RoleName = Literal["admin", "maintainer", "annotator", "viewer", "ingest"]
+RoleName = Literal["admin", "maintainer", "expert", "annotator", "viewer", "ingest"]
 KindName = Literal["interactions", "feedback"]
 FormatName = Literal["jsonl", "csv", "parquet"]
 

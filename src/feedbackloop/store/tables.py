@@ -631,3 +631,233 @@ bandit_decisions = Table(
     Column("rewarded_at", TS),
     Index(None, "experiment_id", "id"),
 )
+
+# -- understand: triage, themes, findings --------------------------------------------------
+# Project rules that route (and may escalate) feedback; tried in `position` order.
+triage_rules = Table(
+    "triage_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("route", String(30), nullable=False),
+    Column("conditions", JSON, nullable=False),  # see triage/rules.py
+    Column("escalate", Boolean, nullable=False, default=False),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+# One row per triaged feedback item: its route, how it was decided, and where it stands.
+triage_items = Table(
+    "triage_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("feedback_id", Integer, ForeignKey("feedback.id", ondelete="CASCADE"),
+           nullable=False, unique=True),
+    Column("route", String(30)),  # None while it waits in the human queue
+    Column("suggested_route", String(30)),
+    Column("confidence", Float),
+    Column("method", String(20), nullable=False),  # rule | classifier | human
+    Column("rule_id", Integer, ForeignKey("triage_rules.id", ondelete="SET NULL")),
+    Column("status", String(20), nullable=False),  # routed | queued | escalated | resolved
+    Column("escalated_to", String(20)),  # the role on duty
+    Column("reason", Text),
+    Column("decided_by", String(100)),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index(None, "project_id", "status", "id"),
+    Index(None, "project_id", "route"),
+)
+
+theme_runs = Table(
+    "theme_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("method", String(20), nullable=False),  # embeddings | tfidf
+    Column("params", JSON, nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+)
+
+themes = Table(
+    "themes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("theme_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("keywords", JSON, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("examples", JSON, nullable=False),  # representative feedback ids
+    Column("trend", JSON, nullable=False),  # counts per week
+    Index(None, "run_id"),
+)
+
+theme_members = Table(
+    "theme_members",
+    metadata,
+    Column("theme_id", Integer, ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True),
+    Column("feedback_id", Integer, ForeignKey("feedback.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("distance", Float),
+    Index(None, "feedback_id"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    # new -> triaged -> in_progress -> fixed -> verified -> closed
+    Column("status", String(20), nullable=False),
+    Column("owner", String(100)),
+    Column("route", String(30)),
+    Column("theme_id", Integer, ForeignKey("themes.id", ondelete="SET NULL")),
+    Column("component", String(50)),
+    # Prioritisation inputs (reach comes from the data, the others from people) and result.
+    Column("reach_users", Integer, nullable=False, default=0),
+    Column("reach_interactions", Integer, nullable=False, default=0),
+    Column("severity", Integer),  # 1 (cosmetic) .. 5 (critical)
+    Column("effort", Float),  # person-days
+    Column("risk", Integer),  # 1 .. 5
+    Column("confidence", Float),  # 0 .. 1
+    Column("priority", Float),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index(None, "project_id", "status", "priority"),
+)
+
+finding_feedback = Table(
+    "finding_feedback",
+    metadata,
+    Column("finding_id", Integer, ForeignKey("findings.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("feedback_id", Integer, ForeignKey("feedback.id", ondelete="CASCADE"),
+           primary_key=True),
+    Index(None, "feedback_id"),
+)
+
+# -- release: risk policies, gates, sign-offs, releases ------------------------------------
+# Per-project (component "") or per-component tier and policy overrides; the defaults per tier
+# live in governance/policy.py.
+risk_policies = Table(
+    "risk_policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("component", String(50), nullable=False, default=""),
+    Column("risk_tier", String(10), nullable=False),
+    Column("overrides", JSON, nullable=False),
+    Column("updated_by", String(100), nullable=False, default=""),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("project_id", "component"),
+)
+
+gates = Table(
+    "gates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("component", String(50), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="SET NULL")),
+    Column("criteria", JSON, nullable=False),  # the pre-set criteria
+    Column("result", JSON),  # each criterion: pass/fail with its evidence
+    Column("status", String(20), nullable=False),  # pending | passed | failed
+    Column("risk_tier", String(10), nullable=False),
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("evaluated_at", TS),
+    Index(None, "project_id", "component", "created_at"),
+)
+
+signoffs = Table(
+    "signoffs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("gate_id", Integer, ForeignKey("gates.id", ondelete="CASCADE"), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(20), nullable=False),  # the project role the actor signed as
+    Column("capacity", String(20), nullable=False),  # maintainer | expert | safety | admin
+    Column("decision", String(10), nullable=False),  # approve | reject
+    Column("comment", Text, nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("gate_id", "actor", "capacity"),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("component", String(50), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("gate_id", Integer, ForeignKey("gates.id", ondelete="SET NULL")),
+    Column("rollback_to_id", Integer, ForeignKey("model_versions.id", ondelete="SET NULL")),
+    Column("cohort", JSON),  # None: everyone; else the toggle rule it was released behind
+    Column("status", String(20), nullable=False),  # released | rolled_back
+    Column("case_study", JSON, nullable=False),
+    Column("released_by", String(100), nullable=False, default=""),
+    Column("released_at", TS, nullable=False),
+    Column("rolled_back_at", TS),
+    Index(None, "project_id", "component", "released_at"),
+)
+
+# Typed links that the provenance graph walks and no other table holds (feedback→dataset,
+# dataset→model version, version→experiment, experiment→release live in their own tables).
+provenance_links = Table(
+    "provenance_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("src_kind", String(20), nullable=False),  # finding | dataset | model_version | …
+    Column("src_id", Integer, nullable=False),
+    Column("dst_kind", String(20), nullable=False),
+    Column("dst_id", Integer, nullable=False),
+    Column("relation", String(30), nullable=False),  # addresses | trained_on | tested_by …
+    Column("created_by", String(100), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "relation"),
+    Index(None, "dst_kind", "dst_id"),
+)
+
+# -- audit: an append-only, hash-chained log of every state change ---------------------------
+# Each entry's hash covers its content and the previous entry's hash (governance/audit.py);
+# UPDATE and DELETE are refused by triggers (migration 0006). `audit_head` holds the chain's
+# tip so appends serialise on one row lock on PostgreSQL.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer),  # no foreign key: entries outlive what they describe
+    Column("actor", String(100), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("entity_kind", String(30), nullable=False),
+    Column("entity_id", String(200)),
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("reason", Text),
+    Column("created_at", TS, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "project_id", "id"),
+    Index(None, "entity_kind", "entity_id"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("last_id", Integer, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
