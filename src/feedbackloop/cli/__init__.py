@@ -29,6 +29,10 @@ def build_app() -> typer.Typer:
     from . import agreement; agreement.register(app)  # noqa: E702, I001
     from . import annotation; annotation.register(app)  # noqa: E702, I001
     from . import experiments; experiments.register(app)  # noqa: E702, I001
+    from . import triage; triage.register(app)  # noqa: E702, I001
+    from . import release; release.register(app)  # noqa: E702, I001
+    from . import fairness; fairness.register(app)  # noqa: E702, I001
+    from . import audit; audit.register(app)  # noqa: E702, I001
     return app
 
 

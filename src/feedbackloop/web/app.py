@@ -12,11 +12,15 @@ from ..settings import Settings, load_settings
 from ..store import Store
 from .annotation_api import build_annotation_router
 from .api import build_api_router
+from .audit_api import build_audit_router
 from .bandits_api import build_bandits_router
 from .errors import RequestSizeLimit, install_error_handlers
 from .evaluation_api import build_evaluation_router
 from .experiments_api import build_experiments_router
+from .fairness_api import build_fairness_router
 from .improve_api import build_improve_router, build_resolve_router
+from .release_api import build_release_router
+from .triage_api import build_triage_router
 
 __all__ = ["create_app"]
 
@@ -43,6 +47,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(build_resolve_router())
     app.include_router(build_experiments_router())
     app.include_router(build_bandits_router())
+    app.include_router(build_triage_router())
+    app.include_router(build_fairness_router())
+    app.include_router(build_release_router())
+    app.include_router(build_audit_router())
     app.openapi = lambda: _api_schema(app)  # type: ignore[method-assign]
     from .pages import install_pages
 

@@ -53,10 +53,11 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                  ("Feedback", "/feedback"))),
     ("Measure", ()),
     ("Annotate", (("Campaigns", "/annotate"),)),
-    ("Understand", (("Evaluations", "/evaluations"), ("Knowledge base", "/knowledge-base"))),
+    ("Understand", (("Evaluations", "/evaluations"), ("Knowledge base", "/knowledge-base"),
+                    ("Triage", "/triage"), ("Backlog", "/findings"), ("Fairness", "/fairness"))),
     ("Improve", (("Datasets", "/datasets"), ("Models", "/models"))),
     ("Test", (("Experiments", "/experiments"),)),
-    ("Release", ()),
+    ("Release", (("Releases", "/releases"), ("Audit log", "/audit"))),
     ("Watch", ()),
 )
 
@@ -337,3 +338,15 @@ def install_pages(app: FastAPI) -> None:
     from .experiments_pages import install_experiment_pages
 
     install_experiment_pages(app)
+    from .triage_pages import install_triage_pages
+
+    install_triage_pages(app)
+    from .fairness_pages import install_fairness_pages
+
+    install_fairness_pages(app)
+    from .release_pages import install_release_pages
+
+    install_release_pages(app)
+    from .audit_pages import install_audit_pages
+
+    install_audit_pages(app)
