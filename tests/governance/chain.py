@@ -45,7 +45,7 @@ class Chain:
 
 def build_chain(store: Store, settings: Settings, *, name: str = "shop",
                 comment: str = "too slow") -> Chain:
-    p = create_project(store, name)
+    p = create_project(store, name, risk_tier="low")  # v1 goes live by a plain promotion
     create_signal(store, p, SignalIn(name="thumbs", type="binary"))
     ing = Ingestor(store, settings, p)
     res = ing.interactions([{"id": f"i{i}", "input": f"q{i}", "output": f"a{i}",
