@@ -43,7 +43,9 @@ def project(store: Store, name: str = "shop") -> Project:
             return get_project(conn, name)
         except Exception:
             pass
-    return create_project(store, name)
+    # Low risk: these tests drive the registry itself, and only a low-risk policy lets a
+    # plain promotion put a version live (medium and high release through a gate).
+    return create_project(store, name, risk_tier="low")
 
 
 def insert_dataset(store: Store, project_name: str, name: str, recipe: str,

@@ -29,7 +29,7 @@ def _fresh_cache() -> None:
 
 def test_from_pairwise_feedback_to_a_served_and_rolled_back_reward_model(
         store: Store, settings: Settings, tmp_path: Path) -> None:
-    project = create_project(store, "shop")
+    project = create_project(store, "shop", risk_tier="low")  # plain promotion allowed
     create_signal(store, project, SignalIn(name="pref", type="pairwise"))
     ingest = Ingestor(store, settings, project)
     pairs = preference_rows(300, 3, seed=4)

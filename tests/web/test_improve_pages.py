@@ -55,7 +55,7 @@ def seed_shop(store: Store, settings: Settings, artifacts: Path, *,
     a preference dataset ``prefs`` and two reward models trained on it (rm-1 live, rm-2 a
     candidate with a hostile description); users vic (viewer) and max (maintainer)."""
     reg.clear_resolve_cache()
-    project = create_project(store, "shop")
+    project = create_project(store, "shop", risk_tier="low")  # plain promotion allowed
     create_signal(store, project, SignalIn(name="pref", type="pairwise"))
     ing = Ingestor(store, settings, project)
     pairs = preference_rows(N_PAIRS // 2, 2, seed=3)

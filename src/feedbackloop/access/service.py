@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..capture.prepare import unstorable
 from ..errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from ..governance import audit
 from ..store import Store, as_utc, utcnow
 from ..store.tables import api_tokens, memberships, projects, users
 from .roles import ROLES, Principal
@@ -33,7 +34,7 @@ def _hash_token(token: str) -> str:
 
 
 def create_user(store: Store, username: str, password: str, *,
-                superuser: bool = False) -> int:
+                superuser: bool = False, actor: str = "system") -> int:
     if not username or len(username) > 100 or not username.isprintable():
         raise InvalidInput("username must be 1-100 printable characters", field="username")
     if len(password) < 8:
@@ -43,22 +44,32 @@ def create_user(store: Store, username: str, password: str, *,
             res = conn.execute(users.insert().values(
                 username=username, password_hash=_hasher.hash(password),
                 is_superuser=superuser, created_at=utcnow()))
-            return int(res.inserted_primary_key[0])  # type: ignore[index]
+            uid = int(res.inserted_primary_key[0])  # type: ignore[index]
+            audit.record(conn, actor=actor, action="user.create", entity_kind="user",
+                         entity_id=username, after={"superuser": superuser})
+            return uid
     except IntegrityError:
         raise Conflict(f"user {username!r} exists already", field="username") from None
 
 
-def grant(store: Store, username: str, project_id: int, role: str) -> None:
+def grant(store: Store, username: str, project_id: int, role: str, *,
+          actor: str = "system") -> None:
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
     with store.transaction() as conn:
         uid = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
         if uid is None:
             raise NotFound(f"no user {username!r}", field="username")
+        before = conn.execute(select(memberships.c.role).where(
+            memberships.c.user_id == uid, memberships.c.project_id == project_id)).scalar()
         conn.execute(memberships.delete().where(memberships.c.user_id == uid,
                                                 memberships.c.project_id == project_id))
         conn.execute(memberships.insert().values(user_id=uid, project_id=project_id,
                                                  role=role))
+        audit.record(conn, actor=actor, action="user.grant", entity_kind="user",
+                     entity_id=username, project_id=project_id,
+                     before=None if before is None else {"role": before},
+                     after={"role": role})
 
 
 def member_id(conn: Connection, username: str, project_id: int) -> int:
@@ -76,7 +87,7 @@ def member_id(conn: Connection, username: str, project_id: int) -> int:
 
 def create_token(store: Store, *, project_id: int | None, role: str, name: str = "",
                  user_id: int | None = None, kind: str = "api",
-                 expires_at: datetime | None = None) -> str:
+                 expires_at: datetime | None = None, actor: str = "system") -> str:
     """A new token; the plain value is returned once and never stored."""
     if kind == "api":
         if role not in ROLES:
@@ -93,13 +104,25 @@ def create_token(store: Store, *, project_id: int | None, role: str, name: str =
             token_hash=_hash_token(token), prefix=token[:10], kind=kind,
             project_id=project_id, role=role, user_id=user_id, name=name[:100],
             created_at=utcnow(), expires_at=expires_at))
+        if kind == "api":  # web sign-in sessions are not audited: one per sign-in
+            audit.record(conn, actor=actor, action="token.create", entity_kind="token",
+                         entity_id=token[:10], project_id=project_id,
+                         after={"role": role, "name": name[:100],
+                                "expires_at": expires_at})
     return token
 
 
-def revoke_token(store: Store, token: str) -> None:
+def revoke_token(store: Store, token: str, *, actor: str = "system") -> None:
     with store.transaction() as conn:
+        row = conn.execute(select(api_tokens.c.kind, api_tokens.c.prefix,
+                                  api_tokens.c.project_id, api_tokens.c.revoked_at)
+                           .where(api_tokens.c.token_hash == _hash_token(token))).first()
         conn.execute(update(api_tokens).where(api_tokens.c.token_hash == _hash_token(token))
                      .values(revoked_at=utcnow()))
+        if row is not None and row.kind == "api" and row.revoked_at is None:
+            audit.record(conn, actor=actor, action="token.revoke", entity_kind="token",
+                         entity_id=row.prefix, project_id=row.project_id,
+                         before={"revoked": False}, after={"revoked": True})
 
 
 def authenticate_token(store: Store, token: str, *, kind: str = "api") -> Principal:

@@ -29,6 +29,7 @@ from ..capture.ingest import insert_rows
 from ..capture.prepare import coerce_value, unstorable
 from ..capture.projects import Project, Signal, get_project, list_signals
 from ..errors import Conflict, InvalidInput, NotFound
+from ..governance import audit
 from ..store import Store, as_utc, utcnow
 from ..store.tables import (
     annotation_links,
@@ -499,6 +500,11 @@ def create_campaign(store: Store, project: Project | str, spec: CampaignSpec, *,
             rows.sort(key=itemgetter("interaction_id"))
             for start in range(0, len(rows), 50_000):
                 insert_rows(conn, campaign_items, rows[start:start + 50_000])
+            audit.record(conn, actor=created_by or "system", action="campaign.create",
+                         entity_kind="campaign", entity_id=cid, project_id=proj.id,
+                         after={"name": spec.name, "kind": spec.kind, "budget": spec.budget,
+                                "overlap": overlap, "policy": weights,
+                                "raters": list(spec.raters), "items": len(rows)})
             row = conn.execute(select(campaigns).where(campaigns.c.id == cid)).one()
     except IntegrityError:
         raise Conflict(f"a campaign named {spec.name!r} exists already in project "
@@ -538,8 +544,8 @@ def _item_rows(campaign_id: int, selection: Any, gold: list[tuple[int, int | Non
     return rows
 
 
-def close_campaign(store: Store, project: Project | str, campaign: Campaign | str | int
-                   ) -> Campaign:
+def close_campaign(store: Store, project: Project | str, campaign: Campaign | str | int,
+                   *, actor: str = "system") -> Campaign:
     """Stop serving the campaign; open leases end (their items count as not done)."""
     now = utcnow()
     with store.transaction() as conn:
@@ -557,6 +563,9 @@ def close_campaign(store: Store, project: Project | str, campaign: Campaign | st
                          .values(n_active=campaign_items.c.n_active - int(n)))
         conn.execute(campaigns.update().where(campaigns.c.id == camp.id)
                      .values(status="closed", closed_at=now))
+        audit.record(conn, actor=actor, action="campaign.close", entity_kind="campaign",
+                     entity_id=camp.id, project_id=proj.id, before={"status": camp.status},
+                     after={"status": "closed", "leases_ended": len(open_items)})
         return resolve_campaign(conn, proj, camp.id)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from ..capture.prepare import checked_text, coerce_value
 from ..capture.projects import Project, Signal, get_project, get_signal
 from ..errors import Conflict, InvalidInput, NotFound
+from ..governance import audit
 from ..store import Store, as_utc, utcnow
 from ..store.tables import guidelines
 
@@ -160,6 +161,10 @@ def create_guideline(store: Store, project: Project | str, signal: str, body: st
                     rubric=anchors, note=note, created_by=created_by,
                     created_at=utcnow())).inserted_primary_key
                 gid = int(new[0])  # type: ignore[index]
+                audit.record(conn, actor=created_by or "system", action="guideline.add",
+                             entity_kind="guideline", entity_id=gid, project_id=proj.id,
+                             after={"signal": sig.name, "version": version, "note": note,
+                                    "rubric_anchors": len(anchors)})
                 row = conn.execute(select(guidelines).where(guidelines.c.id == gid)).one()
                 return _from_row(row, sig)
         except IntegrityError:

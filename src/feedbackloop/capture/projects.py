@@ -10,6 +10,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, InvalidInput, NotFound
+from ..governance import audit
 from ..store import Store, as_utc, utcnow
 from ..store.tables import projects, signals
 from .prepare import SignalSpec, unstorable
@@ -83,7 +84,8 @@ def _check_project_name(name: str) -> None:
 
 
 def create_project(store: Store, name: str, *, description: str = "",
-                   risk_tier: str = "medium", redaction_policy: str = "redact") -> Project:
+                   risk_tier: str = "medium", redaction_policy: str = "redact",
+                   actor: str = "system") -> Project:
     _check_project_name(name)
     if risk_tier not in RISK_TIERS:
         raise InvalidInput(f"risk tier must be one of {', '.join(RISK_TIERS)}",
@@ -99,6 +101,11 @@ def create_project(store: Store, name: str, *, description: str = "",
             new_id = conn.execute(projects.insert().values(
                 name=name, description=description, risk_tier=risk_tier,
                 redaction_policy=redaction_policy, created_at=utcnow())).inserted_primary_key
+            pid = int(new_id[0])  # type: ignore[index]
+            audit.record(conn, actor=actor, action="project.create", entity_kind="project",
+                         entity_id=pid, project_id=pid,
+                         after={"name": name, "risk_tier": risk_tier,
+                                "redaction_policy": redaction_policy})
     except IntegrityError:
         raise Conflict(f"a project named {name!r} exists already", field="name") from None
     with store.read() as conn:
@@ -132,7 +139,8 @@ def _check_storable(value: str, field: str) -> None:
                            field=field)
 
 
-def create_signal(store: Store, project: Project, spec: SignalIn) -> Signal:
+def create_signal(store: Store, project: Project, spec: SignalIn, *,
+                  actor: str = "system") -> Signal:
     """Define a signal. Ordinal signals need a scale; categorical ones need labels."""
     _check_storable(spec.description, "description")
     for label in spec.labels or ():
@@ -158,10 +166,15 @@ def create_signal(store: Store, project: Project, spec: SignalIn) -> Signal:
                            field="scale_min")
     try:
         with store.transaction() as conn:
-            conn.execute(signals.insert().values(
+            new = conn.execute(signals.insert().values(
                 project_id=project.id, name=spec.name, type=spec.type,
                 scale_min=spec.scale_min, scale_max=spec.scale_max, labels=spec.labels,
-                description=spec.description, created_at=utcnow()))
+                description=spec.description, created_at=utcnow())).inserted_primary_key
+            audit.record(conn, actor=actor, action="signal.create", entity_kind="signal",
+                         entity_id=int(new[0]), project_id=project.id,  # type: ignore[index]
+                         after={"name": spec.name, "type": spec.type,
+                                "scale_min": spec.scale_min, "scale_max": spec.scale_max,
+                                "labels": spec.labels})
     except IntegrityError:
         raise Conflict(f"signal {spec.name!r} exists already in project {project.name!r}",
                        field="name") from None

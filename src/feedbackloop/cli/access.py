@@ -51,7 +51,7 @@ def tokens_create(
                 project_id = get_project(conn, project).id
                 user_id = None if user is None else member_id(conn, user, project_id)
         token = create_token(store, project_id=project_id, role=role, name=name,
-                             user_id=user_id)
+                             user_id=user_id, actor="cli")
     if json:
         echo_json({"token": token, "project": project, "role": role, "name": name,
                    "user": user})
@@ -80,7 +80,7 @@ def users_create(
         password = sys.stdin.readline().rstrip("\r\n")
     assert password is not None
     with open_store(db) as (_settings, store):
-        user_id = create_user(store, name, password, superuser=superuser)
+        user_id = create_user(store, name, password, superuser=superuser, actor="cli")
     if json:
         echo_json({"id": user_id, "name": name, "superuser": superuser})
         return
@@ -97,7 +97,7 @@ def users_grant(
     with open_store(db) as (_settings, store):
         with store.read() as conn:
             proj = get_project(conn, project)
-        grant(store, name, proj.id, role)
+        grant(store, name, proj.id, role, actor="cli")
     if json:
         echo_json({"name": name, "project": proj.name, "role": role})
         return

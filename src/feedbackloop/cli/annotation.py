@@ -269,7 +269,7 @@ def campaign_close(campaign: CampaignArg, project: ProjectName, db: Db = None,
     from ..annotation.campaigns import close_campaign
 
     with open_store(db) as (_settings, store):
-        camp = close_campaign(store, project, campaign)
+        camp = close_campaign(store, project, campaign, actor="cli")
     if json:
         echo_json(camp.to_dict())
         return

@@ -260,7 +260,7 @@ def start_command(name: Name, project: ProjectName, db: Db = None,
     from ..experiments import start_experiment
 
     with open_store(db) as (_settings, store):
-        exp = start_experiment(store, project, name)
+        exp = start_experiment(store, project, name, actor="cli")
     if json:
         echo_json(exp.to_dict())
         return
@@ -275,7 +275,7 @@ def stop_command(name: Name, project: ProjectName,
     from ..experiments import stop_experiment
 
     with open_store(db) as (_settings, store):
-        exp = stop_experiment(store, project, name, reason)
+        exp = stop_experiment(store, project, name, reason, actor="cli")
     if json:
         echo_json(exp.to_dict())
         return

@@ -66,7 +66,7 @@ def projects_create(
     """Create a project."""
     with open_store(db) as (_settings, store):
         project = create_project(store, name, description=description, risk_tier=risk_tier,
-                                 redaction_policy=redaction)
+                                 redaction_policy=redaction, actor="cli")
     if json:
         echo_json(project.to_dict())
         return
@@ -114,7 +114,7 @@ def signals_create(
     with open_store(db) as (_settings, store):
         with store.read() as conn:
             proj = get_project(conn, project)
-        signal = create_signal(store, proj, spec)
+        signal = create_signal(store, proj, spec, actor="cli")
     if json:
         echo_json(signal.to_dict())
         return

@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from ..capture.prepare import pseudonymise, sqlite_timestamp
 from ..capture.projects import Project, get_project
 from ..errors import Conflict, InvalidInput, NotFound
+from ..governance import audit
 from ..stats import bandits as policy_math
 from ..stats.intervals import wilson_interval
 from ..store import Store, as_utc, utcnow
@@ -272,6 +273,9 @@ def create_bandit(store: Store, project: Project | str, name: str, *,
             conn.execute(bandit_arms.insert(), [
                 {"experiment_id": new_id, "arm": i, "n": 0, "reward_sum": 0.0,
                  "reward_sumsq": 0.0, "updated_at": now} for i in range(len(clean))])
+            audit.record(conn, actor=created_by or "system", action="bandit.create",
+                         entity_kind="experiment", entity_id=new_id, project_id=p.id,
+                         after={"name": name, "component": component, **design})
             row = conn.execute(select(e).where(e.c.id == new_id)).one()
     except IntegrityError:
         raise Conflict(f"an experiment named {name!r} exists already", field="name") from None

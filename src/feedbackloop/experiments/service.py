@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..capture.projects import Project, Signal, get_project, list_signals
 from ..errors import Conflict, InvalidInput, NotFound
+from ..governance import audit
 from ..store import Store, as_utc, utcnow
 from ..store.tables import (
     experiment_decisions,
@@ -247,13 +248,19 @@ def _insert(conn: Connection, p: Project, name: str, design: dict[str, Any], *,
         raise Conflict(f"an experiment or bandit named {name!r} exists already in project "
                        f"{p.name!r}", field="name", experiment=name)
     now = utcnow()
-    return int(conn.execute(experiments.insert().values(
+    new_id = int(conn.execute(experiments.insert().values(
         project_id=p.id, name=name, kind="ab", status=status, hypothesis=hypothesis,
         component=component, design=design, design_hash=design_hash(design),
         salt=salt or secrets.token_hex(8), supersedes_id=supersedes_id,
         seen_interaction_id=0, seen_feedback_id=0, created_by=created_by[:100],
         created_at=now, started_at=now if status == "running" else None,
     )).inserted_primary_key[0])  # type: ignore[index]
+    audit.record(conn, actor=created_by or "system", action="experiment.create",
+                 entity_kind="experiment", entity_id=new_id, project_id=p.id,
+                 after={"name": name, "status": status, "component": component,
+                        "design_hash": design_hash(design), "arms": design.get("arms"),
+                        "primary": design.get("primary"), "supersedes_id": supersedes_id})
+    return new_id
 
 
 def create_experiment(store: Store, project: Project | str, name: str, *,
@@ -334,6 +341,11 @@ def update_design(store: Store, project: Project | str, name: str, design: dict[
             conn.execute(experiments.update().where(experiments.c.id == exp.id).values(
                 design=checked, design_hash=design_hash(checked),
                 hypothesis=exp.hypothesis if hypothesis is None else hypothesis))
+            audit.record(conn, actor=created_by or "system", action="experiment.revise",
+                         entity_kind="experiment", entity_id=exp.id, project_id=p.id,
+                         before={"design_hash": design_hash(exp.design)},
+                         after={"design_hash": design_hash(checked),
+                                "changed": changed_fields(exp.design, checked)})
             return _rows(conn, [experiments.c.id == exp.id])[0]
         if exp.status in ("decided", "superseded"):
             raise Conflict(f"experiment {name!r} is {exp.status}; it cannot be superseded",
@@ -342,6 +354,10 @@ def update_design(store: Store, project: Project | str, name: str, design: dict[
         conn.execute(experiments.update().where(experiments.c.id == exp.id).values(
             status="superseded", stopped_at=exp.stopped_at or now,
             stop_reason=exp.stop_reason or f"superseded by {new_name}"))
+        audit.record(conn, actor=created_by or "system", action="experiment.supersede",
+                     entity_kind="experiment", entity_id=exp.id, project_id=p.id,
+                     before={"status": exp.status},
+                     after={"status": "superseded", "superseded_by": new_name})
         new_id = _insert(conn, p, new_name, checked,
                          hypothesis=exp.hypothesis if hypothesis is None else hypothesis,
                          component=exp.component, created_by=created_by, salt=None,
@@ -352,7 +368,8 @@ def update_design(store: Store, project: Project | str, name: str, design: dict[
     return successor
 
 
-def start_experiment(store: Store, project: Project | str, name: str) -> Experiment:
+def start_experiment(store: Store, project: Project | str, name: str, *,
+                     actor: str = "system") -> Experiment:
     """draft → running: assignment opens and the design freezes."""
     with store.transaction() as conn:
         p = _project(conn, project)
@@ -363,13 +380,16 @@ def start_experiment(store: Store, project: Project | str, name: str) -> Experim
                            field="name", status=exp.status)
         conn.execute(experiments.update().where(experiments.c.id == exp.id)
                      .values(status="running", started_at=utcnow()))
+        audit.record(conn, actor=actor, action="experiment.start", entity_kind="experiment",
+                     entity_id=exp.id, project_id=p.id, before={"status": exp.status},
+                     after={"status": "running", "design_hash": design_hash(exp.design)})
         started = _rows(conn, [experiments.c.id == exp.id])[0]
     _forget()
     return started
 
 
 def stop_experiment(store: Store, project: Project | str, name: str,
-                    reason: str = "") -> Experiment:
+                    reason: str = "", *, actor: str = "system") -> Experiment:
     """running → stopped: no more assignment; the data stays for analysis and decision."""
     reason = _text(reason, "reason")
     with store.transaction() as conn:
@@ -380,6 +400,9 @@ def stop_experiment(store: Store, project: Project | str, name: str,
                            "stop", field="name", status=exp.status)
         conn.execute(experiments.update().where(experiments.c.id == exp.id)
                      .values(status="stopped", stopped_at=utcnow(), stop_reason=reason))
+        audit.record(conn, actor=actor, action="experiment.stop", entity_kind="experiment",
+                     entity_id=exp.id, project_id=p.id, before={"status": exp.status},
+                     after={"status": "stopped"}, reason=reason or None)
         stopped = _rows(conn, [experiments.c.id == exp.id])[0]
     _forget()
     return stopped
@@ -445,6 +468,11 @@ def decide(store: Store, project: Project | str, name: str, decision: str, ratio
         conn.execute(experiments.update().where(experiments.c.id == exp.id).values(
             status="decided", stopped_at=current.stopped_at or now,
             stop_reason=current.stop_reason or f"decided: {decision}"))
+        audit.record(conn, actor=decided_by or "system", action="experiment.decide",
+                     entity_kind="experiment", entity_id=exp.id, project_id=p.id,
+                     before={"status": current.status},
+                     after={"status": "decided", "decision": decision, "arm": arm},
+                     reason=rationale)
         out = get_decision(conn, exp.id)
     _forget()
     assert out is not None

@@ -53,6 +53,7 @@ __all__ = [
     "check_exposure",
     "check_overrides",
     "check_plain_promotion",
+    "guard_plain_promotion",
     "list_policies",
     "policy_for",
     "set_policy",
@@ -265,6 +266,25 @@ def check_plain_promotion(conn: Connection, project: Project | str | int, compon
             "version goes live only through a release with a passed gate and its sign-offs "
             "(feedbackloop release promote), not by a plain promotion",
             field="to", risk_tier=policy["risk_tier"])
+
+
+def guard_plain_promotion(store: Store, project: Project | str | int, component: str,
+                          version: str, *, actor: str) -> None:
+    """:func:`check_plain_promotion` for the registry's ``promote``: a refusal is recorded
+    (``model.promote.refused``) in its own transaction before it is raised."""
+    with store.read() as conn:
+        p = _project(conn, project)
+        try:
+            check_plain_promotion(conn, p, component, "live")
+        except Conflict as refused:
+            error = refused
+        else:
+            return
+    with store.transaction() as conn:
+        record(conn, actor=actor or "unknown", action="model.promote.refused",
+               entity_kind="model_version", entity_id=f"{component}:{version}",
+               project_id=p.id, after={"to": "live"}, reason=error.message)
+    raise error
 
 
 def check_exposure(conn: Connection, project: Project | str | int, component: str | None,

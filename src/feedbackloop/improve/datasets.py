@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from ..capture.projects import Project, get_project
 from ..capture.redact import PIIFound, Redactor
 from ..errors import Conflict, InvalidInput, NotFound
+from ..governance import audit
 from ..store import Store, as_utc, utcnow
 from ..store.tables import dataset_lineage, dataset_rows, datasets, feedback, signals
 from .dedupe import dedupe_rows, normalise
@@ -322,6 +323,11 @@ def _store(store: Store, proj: Project, name: str, recipe: str, params: dict[str
                            counts, created_by, now, prev, aggregation_id)
         conn.execute(datasets.update().where(datasets.c.id == new_id)
                      .values(card=card, counts=counts))
+        audit.record(conn, actor=created_by or "system", action="dataset.build",
+                     entity_kind="dataset", entity_id=new_id, project_id=proj.id,
+                     after={"name": name, "version": version, "recipe": recipe,
+                            "params": params, "content_hash": content_hash,
+                            "rows": len(rows), "feedback_used": len(pks)})
         return get_dataset_by_id(conn, proj, new_id)
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..capture.projects import Project, get_project
 from ..errors import Conflict, InvalidInput, NotFound
+from ..governance import audit
 from ..store import Store, as_utc, utcnow
 from ..store.tables import (
     datasets,
@@ -52,6 +53,7 @@ __all__ = [
     "ModelVersion",
     "clear_model_cache",
     "clear_resolve_cache",
+    "forget",
     "get_toggle",
     "get_version",
     "list_events",
@@ -194,6 +196,22 @@ def _event(conn: Connection, project_id: int, component: str, kind: str, *,
         project_id=project_id, model_version_id=version_id, component=component, kind=kind,
         from_status=from_status, to_status=to_status, detail=dict(detail or {}),
         actor=actor, created_at=utcnow()))
+    # The audit log holds the same change, hash-chained (model_events stay: the registry
+    # reads them to find the rollback target).
+    audit.record(conn, actor=actor or "system",
+                 action=_AUDIT_ACTIONS.get(kind, f"model.{kind}"),
+                 entity_kind="component" if version_id is None else "model_version",
+                 entity_id=component if version_id is None else version_id,
+                 project_id=project_id,
+                 before=None if from_status is None else {"status": from_status},
+                 after={"component": component,
+                        **({"status": to_status} if to_status else {}),
+                        **dict(detail or {})})
+
+
+_AUDIT_ACTIONS = {"registered": "model.register", "promoted": "model.promote",
+                  "retired": "model.retire", "rolled_back": "model.rollback",
+                  "toggle": "model.toggle"}
 
 
 def register_version(store: Store, project: Project | str, component: str, name: str, *,
@@ -303,76 +321,103 @@ _PROMOTIONS = {"staged": ("candidate",),
 
 
 def promote(store: Store, project: Project | str, component: str, name: str, *,
-            to: str = "live", actor: str = "") -> ModelVersion:
+            to: str = "live", actor: str = "", gated: bool = False,
+            conn: Connection | None = None) -> ModelVersion:
     """Move a version to ``staged``, ``live`` or ``retired``. Going live retires the
-    previous live version of the component; both changes are recorded as events."""
+    previous live version of the component; both changes are recorded as events.
+
+    Going live needs a release (``feedbackloop release promote``: a passed gate and its
+    sign-offs) unless the project's risk-tier policy lets automation promote (the low tier):
+    otherwise the promotion is refused, and the refusal recorded in the audit log.
+    ``gated`` says the caller (:func:`feedbackloop.governance.releases.promote`) checked the
+    gate. ``conn``: join the caller's transaction (the caller then drops the resolve cache
+    with :func:`forget` after its commit)."""
     if to not in _PROMOTIONS:
         raise InvalidInput(f"a version can be promoted to {', '.join(_PROMOTIONS)}, "
                            f"not {to!r}", field="to")
-    with store.transaction() as conn:
-        p = _project(conn, project)
-        rows = _lock_component(conn, p.id, component)
-        row = next((r for r in rows if r.name == name), None)
-        if row is None:
-            raise NotFound(f"no version {name!r} of component {component!r} in project "
-                           f"{p.name!r}", field="name", component=component, version=name)
-        if row.status not in _PROMOTIONS[to]:
-            raise Conflict(f"version {name!r} of {component!r} is {row.status}; it cannot "
-                           f"become {to} (allowed from {', '.join(_PROMOTIONS[to])})",
-                           field="to", status=row.status)
-        previous = next((r for r in rows if r.status == "live"), None)
-        if to == "live" and previous is not None:
-            _set_status(conn, previous.id, "retired")
-            _event(conn, p.id, component, "retired", version_id=previous.id,
-                   from_status="live", to_status="retired", detail={"replaced_by": name},
-                   actor=actor)
-        _set_status(conn, row.id, to)
-        detail = {"previous_live": previous.name} if to == "live" and previous else {}
-        _event(conn, p.id, component, "retired" if to == "retired" else "promoted",
-               version_id=row.id, from_status=row.status, to_status=to, detail=detail,
-               actor=actor)
-        version = _versions(conn, [model_versions.c.id == row.id])[0]
+    if to == "live" and not gated:
+        from ..governance.policy import guard_plain_promotion
+
+        guard_plain_promotion(store, project, component, name, actor=actor)
+    if conn is not None:
+        return _promote(conn, project, component, name, to, actor)[0]
+    with store.transaction() as own:
+        version, p = _promote(own, project, component, name, to, actor)
     _forget(store, p, component)
     return version
+
+
+def _promote(conn: Connection, project: Project | str, component: str, name: str, to: str,
+             actor: str) -> tuple[ModelVersion, Project]:
+    p = _project(conn, project)
+    rows = _lock_component(conn, p.id, component)
+    row = next((r for r in rows if r.name == name), None)
+    if row is None:
+        raise NotFound(f"no version {name!r} of component {component!r} in project "
+                       f"{p.name!r}", field="name", component=component, version=name)
+    if row.status not in _PROMOTIONS[to]:
+        raise Conflict(f"version {name!r} of {component!r} is {row.status}; it cannot "
+                       f"become {to} (allowed from {', '.join(_PROMOTIONS[to])})",
+                       field="to", status=row.status)
+    previous = next((r for r in rows if r.status == "live"), None)
+    if to == "live" and previous is not None:
+        _set_status(conn, previous.id, "retired")
+        _event(conn, p.id, component, "retired", version_id=previous.id,
+               from_status="live", to_status="retired", detail={"replaced_by": name},
+               actor=actor)
+    _set_status(conn, row.id, to)
+    detail = {"previous_live": previous.name} if to == "live" and previous else {}
+    _event(conn, p.id, component, "retired" if to == "retired" else "promoted",
+           version_id=row.id, from_status=row.status, to_status=to, detail=detail,
+           actor=actor)
+    return _versions(conn, [model_versions.c.id == row.id])[0], p
 
 
 def rollback(store: Store, project: Project | str, component: str, *,
-             actor: str = "") -> ModelVersion:
+             actor: str = "", conn: Connection | None = None) -> ModelVersion:
     """The live version becomes ``rolled_back`` and the version live before it is live
     again (the newest earlier go-live in the events whose version was not rolled back).
-    No live version, or none before it: Conflict, and nothing changes."""
-    with store.transaction() as conn:
-        p = _project(conn, project)
-        rows = _lock_component(conn, p.id, component)
-        if not rows:
-            raise NotFound(f"component {component!r} has no versions in project "
-                           f"{p.name!r}", field="component")
-        by_id = {r.id: r for r in rows}
-        live = next((r for r in rows if r.status == "live"), None)
-        if live is None:
-            raise Conflict(f"component {component!r} has no live version to roll back",
-                           field="component")
-        e = model_events
-        went_live = conn.execute(
-            select(e.c.model_version_id).where(
-                e.c.project_id == p.id, e.c.component == component, e.c.to_status == "live",
-                e.c.model_version_id.is_not(None)).order_by(e.c.id.desc())).scalars().all()
-        target = next((by_id[v] for v in went_live
-                       if v != live.id and v in by_id and by_id[v].status != "rolled_back"),
-                      None)
-        if target is None:
-            raise Conflict(f"cannot roll back {component!r}: no version was live before "
-                           f"{live.name!r}", field="component", live=live.name)
-        _set_status(conn, live.id, "rolled_back")
-        _event(conn, p.id, component, "rolled_back", version_id=live.id, from_status="live",
-               to_status="rolled_back", detail={"restored": target.name}, actor=actor)
-        _set_status(conn, target.id, "live")
-        _event(conn, p.id, component, "promoted", version_id=target.id,
-               from_status=target.status, to_status="live",
-               detail={"rollback_of": live.name}, actor=actor)
-        version = _versions(conn, [model_versions.c.id == target.id])[0]
+    No live version, or none before it: Conflict, and nothing changes. ``conn``: join the
+    caller's transaction (the caller calls :func:`forget` after its commit)."""
+    if conn is not None:
+        return _rollback(conn, project, component, actor)[0]
+    with store.transaction() as own:
+        version, p = _rollback(own, project, component, actor)
     _forget(store, p, component)
     return version
+
+
+def _rollback(conn: Connection, project: Project | str, component: str,
+              actor: str) -> tuple[ModelVersion, Project]:
+    p = _project(conn, project)
+    rows = _lock_component(conn, p.id, component)
+    if not rows:
+        raise NotFound(f"component {component!r} has no versions in project "
+                       f"{p.name!r}", field="component")
+    by_id = {r.id: r for r in rows}
+    live = next((r for r in rows if r.status == "live"), None)
+    if live is None:
+        raise Conflict(f"component {component!r} has no live version to roll back",
+                       field="component")
+    e = model_events
+    went_live = conn.execute(
+        select(e.c.model_version_id).where(
+            e.c.project_id == p.id, e.c.component == component, e.c.to_status == "live",
+            e.c.model_version_id.is_not(None)).order_by(e.c.id.desc())).scalars().all()
+    target = next((by_id[v] for v in went_live
+                   if v != live.id and v in by_id and by_id[v].status != "rolled_back"),
+                  None)
+    if target is None:
+        raise Conflict(f"cannot roll back {component!r}: no version was live before "
+                       f"{live.name!r}", field="component", live=live.name)
+    _set_status(conn, live.id, "rolled_back")
+    _event(conn, p.id, component, "rolled_back", version_id=live.id, from_status="live",
+           to_status="rolled_back", detail={"restored": target.name}, actor=actor)
+    _set_status(conn, target.id, "live")
+    _event(conn, p.id, component, "promoted", version_id=target.id,
+           from_status=target.status, to_status="live",
+           detail={"rollback_of": live.name}, actor=actor)
+    return _versions(conn, [model_versions.c.id == target.id])[0], p
 
 
 # -- toggles -----------------------------------------------------------------------------
@@ -398,41 +443,50 @@ def get_toggle(conn: Connection, project: Project | str, component: str) -> dict
 
 
 def set_toggle(store: Store, project: Project | str, component: str,
-               rules: Sequence[Mapping[str, Any]], *, actor: str = "") -> dict[str, Any]:
+               rules: Sequence[Mapping[str, Any]], *, actor: str = "",
+               conn: Connection | None = None) -> dict[str, Any]:
     """Replace the component's rules (an empty list clears them). Rules are checked by
     :meth:`Toggle.from_dict` (errors name the rule) and every version they name must be a
-    version of this component; the change is recorded as a ``toggle`` event."""
+    version of this component; the change is recorded as a ``toggle`` event. ``conn``:
+    join the caller's transaction (the caller calls :func:`forget` after its commit)."""
     _check_component(component)
     if not isinstance(rules, Sequence) or isinstance(rules, str | bytes):
         raise InvalidInput("rules must be a list of rule objects", field="rules")
     toggle = Toggle.from_dict(component, rules)
     clean = [dict(r) for r in rules]
-    with store.transaction() as conn:
-        p = _project(conn, project)
-        known = {r.name for r in _lock_component(conn, p.id, component)}
-        for i, rule in enumerate(toggle.rules):
-            for version in rule.split:
-                if version not in known:
-                    where = f"rules[{i}]" + (f" ({rule.name})" if rule.name else "")
-                    raise InvalidInput(f"{where}: no version {version!r} of component "
-                                       f"{component!r} is registered",
-                                       field=f"rules[{i}].split", version=version)
-        t = toggles
-        row = conn.execute(select(t).where(t.c.project_id == p.id,
-                                           t.c.component == component)).first()
-        now = utcnow()
-        if row is None:
-            conn.execute(t.insert().values(project_id=p.id, component=component, rules=clean,
-                                           updated_by=actor, updated_at=now))
-        else:
-            conn.execute(t.update().where(t.c.id == row.id).values(
-                rules=clean, updated_by=actor, updated_at=now))
-        _event(conn, p.id, component, "toggle",
-               detail={"rules": clean, "previous": list(row.rules) if row else []},
-               actor=actor)
-        result = get_toggle(conn, p, component)
+    if conn is not None:
+        return _set_toggle(conn, project, component, toggle, clean, actor)[0]
+    with store.transaction() as own:
+        result, p = _set_toggle(own, project, component, toggle, clean, actor)
     _forget(store, p, component)
     return result
+
+
+def _set_toggle(conn: Connection, project: Project | str, component: str, toggle: Toggle,
+                clean: list[dict[str, Any]], actor: str) -> tuple[dict[str, Any], Project]:
+    p = _project(conn, project)
+    known = {r.name for r in _lock_component(conn, p.id, component)}
+    for i, rule in enumerate(toggle.rules):
+        for version in rule.split:
+            if version not in known:
+                where = f"rules[{i}]" + (f" ({rule.name})" if rule.name else "")
+                raise InvalidInput(f"{where}: no version {version!r} of component "
+                                   f"{component!r} is registered",
+                                   field=f"rules[{i}].split", version=version)
+    t = toggles
+    row = conn.execute(select(t).where(t.c.project_id == p.id,
+                                       t.c.component == component)).first()
+    now = utcnow()
+    if row is None:
+        conn.execute(t.insert().values(project_id=p.id, component=component, rules=clean,
+                                       updated_by=actor, updated_at=now))
+    else:
+        conn.execute(t.update().where(t.c.id == row.id).values(
+            rules=clean, updated_by=actor, updated_at=now))
+    _event(conn, p.id, component, "toggle",
+           detail={"rules": clean, "previous": list(row.rules) if row else []},
+           actor=actor)
+    return get_toggle(conn, p, component), p
 
 
 # -- resolve -----------------------------------------------------------------------------
@@ -453,6 +507,12 @@ _cache_lock = threading.Lock()
 
 def _store_key(store: Store) -> str:
     return str(store.engine.url)
+
+
+def forget(store: Store, project: Project, component: str) -> None:
+    """Drop the component's cached toggle in this process (after a change committed in a
+    caller's transaction)."""
+    _forget(store, project, component)
 
 
 def _forget(store: Store, project: Project, component: str) -> None:

@@ -338,10 +338,10 @@ def build_annotation_router() -> APIRouter:
 
     @router.post("/campaigns/{campaign}/close")
     def post_close(campaign: CampaignRef, project: CampaignManager,
-                   store: StoreDep) -> Response:
+                   principal: CurrentPrincipal, store: StoreDep) -> Response:
         """Close the campaign: no more items are served."""
         found = _campaign(store, project, campaign)
-        return _json(close_campaign(store, project, found).to_dict())
+        return _json(close_campaign(store, project, found, actor=principal.name).to_dict())
 
     # the caller's queue
     @router.get("/campaigns/{campaign}/next")

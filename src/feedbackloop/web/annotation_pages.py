@@ -374,7 +374,7 @@ async def _close(request: Request, name: str, campaign_id: int) -> Response:
         project = _readable_project(store, principal, name)
         principal.require(project.id, Action.MANAGE_CAMPAIGNS)
         campaign = _campaign_by_id(store, project, campaign_id)
-        close_campaign(store, project, campaign)
+        close_campaign(store, project, campaign, actor=principal.name)
         return RedirectResponse(f"{_base(project)}/campaigns/{campaign.id}", status_code=303)
 
     return await run_in_threadpool(_signed_in, request, build)

@@ -342,7 +342,8 @@ def build_api_router() -> APIRouter:
         check_text(body.description, "description")
         return create_project(store, body.name, description=body.description,
                               risk_tier=body.risk_tier,
-                              redaction_policy=body.redaction_policy).to_dict()
+                              redaction_policy=body.redaction_policy,
+                              actor=principal.name).to_dict()
 
     @authed.get("/projects/{project}", response_model=ProjectOut, tags=["projects"])
     def get_one_project(project: ProjectReader) -> dict[str, Any]:

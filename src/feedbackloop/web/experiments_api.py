@@ -163,19 +163,20 @@ def build_experiments_router() -> APIRouter:
 
     @router.post("/experiments/{name}/start", responses=_BODY_ERRORS)
     def post_start(name: ExperimentName, project: ExperimentManager,
-                   store: StoreDep) -> dict[str, Any]:
+                   principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:
         """Start a draft: assignment opens and the design freezes."""
         check_text(name, "name")
-        return start_experiment(store, project, name).to_dict()
+        return start_experiment(store, project, name, actor=principal.name).to_dict()
 
     @router.post("/experiments/{name}/stop", responses=_BODY_ERRORS)
     def post_stop(name: ExperimentName, project: ExperimentManager, store: StoreDep,
-                  body: StopIn | None = None) -> dict[str, Any]:
+                  principal: CurrentPrincipal, body: StopIn | None = None) -> dict[str, Any]:
         """Stop a running experiment; the data stays for the analysis and decision."""
         check_text(name, "name")
         reason = body.reason if body is not None else ""
         check_text(reason, "reason")
-        return stop_experiment(store, project, name, reason).to_dict()
+        return stop_experiment(store, project, name, reason,
+                               actor=principal.name).to_dict()
 
     @router.get("/experiments/{name}/analysis")
     def get_analysis(name: ExperimentName, project: ProjectReader, principal: CurrentPrincipal,

@@ -498,10 +498,11 @@ def _apply(kind: str, store: Store, project: Project, experiment: str,
     from .. import experiments as service
 
     if kind == "start":
-        service.start_experiment(store, project, experiment)
+        service.start_experiment(store, project, experiment, actor=actor)
     elif kind == "stop":
         service.stop_experiment(store, project, experiment,
-                                reason=chosen["reason"].strip() or "stopped on the page")
+                                reason=chosen["reason"].strip() or "stopped on the page",
+                                actor=actor)
     else:
         decision = chosen["decision"]
         if decision not in _DECISIONS:

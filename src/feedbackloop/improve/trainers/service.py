@@ -25,6 +25,7 @@ from sqlalchemy import Connection, select
 
 from ...capture.projects import Project, get_project
 from ...errors import Conflict, FeedbackloopError, InvalidInput, NotFound
+from ...governance import audit
 from ...store import Store, as_utc, utcnow
 from ...store.tables import model_versions, training_runs
 from ..artifacts import ArtifactStore, tar_folder
@@ -168,6 +169,12 @@ def _finish_failed(store: Store, run_id: int, message: str) -> None:
     with store.transaction() as conn:
         conn.execute(training_runs.update().where(training_runs.c.id == run_id).values(
             status="failed", error=message[-4000:], finished_at=utcnow()))
+        row = conn.execute(select(training_runs.c.project_id, training_runs.c.created_by)
+                           .where(training_runs.c.id == run_id)).one()
+        audit.record(conn, actor=row.created_by or "system", action="training.fail",
+                     entity_kind="training_run", entity_id=run_id,
+                     project_id=row.project_id, before={"status": "running"},
+                     after={"status": "failed", "error": message[-500:]})
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -213,6 +220,10 @@ def train(store: Store, project: Project | str, trainer: str, dataset: Any, *,
                     "component": component},
             seed=seed, environment=environment(), status="running",
             created_by=created_by, started_at=utcnow())).inserted_primary_key[0])  # type: ignore[index]
+        audit.record(conn, actor=created_by or "system", action="training.start",
+                     entity_kind="training_run", entity_id=run_id, project_id=p.id,
+                     after={"trainer": trainer, "dataset": info.label, "seed": seed,
+                            "params": merged, "component": component})
     try:
         with tempfile.TemporaryDirectory(prefix="fl-train-") as folder:
             workdir = Path(folder)
@@ -235,6 +246,11 @@ def train(store: Store, project: Project | str, trainer: str, dataset: Any, *,
             conn.execute(training_runs.update().where(training_runs.c.id == run_id).values(
                 status="succeeded", metrics=metrics, artifact_hash=version.artifact_hash,
                 finished_at=utcnow()))
+            audit.record(conn, actor=created_by or "system", action="training.finish",
+                         entity_kind="training_run", entity_id=run_id, project_id=p.id,
+                         before={"status": "running"},
+                         after={"status": "succeeded", "version": version.name,
+                                "metrics": metrics, "artifact_hash": version.artifact_hash})
     except FeedbackloopError as exc:
         _finish_failed(store, run_id, exc.message)
         exc.details.setdefault("training_run_id", run_id)
