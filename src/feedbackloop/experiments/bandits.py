@@ -47,6 +47,7 @@ from ..capture.prepare import pseudonymise, sqlite_timestamp
 from ..capture.projects import Project, get_project
 from ..errors import Conflict, InvalidInput, NotFound
 from ..governance import audit
+from ..governance.policy import check_exposure, policy_for
 from ..stats import bandits as policy_math
 from ..stats.intervals import wilson_interval
 from ..store import Store, as_utc, utcnow
@@ -182,8 +183,9 @@ def _check_arms(arms: Any) -> list[dict[str, Any]]:
     return clean
 
 
-def _check_floor(floor: float | None, tier: str, k: int) -> float:
-    least = TIER_FLOORS.get(tier, TIER_FLOORS["high"])
+def _check_floor(floor: float | None, tier: str, k: int, least: float | None = None) -> float:
+    if least is None:
+        least = TIER_FLOORS.get(tier, TIER_FLOORS["high"])
     if floor is None:
         floor = least
     if isinstance(floor, bool) or not isinstance(floor, int | float) \
@@ -234,7 +236,11 @@ def create_bandit(store: Store, project: Project | str, name: str, *,
     try:
         with store.transaction() as conn:
             p = _project(conn, project)
-            chosen_floor = _check_floor(floor, p.risk_tier, len(clean))
+            # The risk-tier policy (project or component) sets the least floor; it defaults
+            # to TIER_FLOORS and is raised or lowered by a policy override.
+            tier_policy = policy_for(conn, p, component)
+            chosen_floor = _check_floor(floor, tier_policy["risk_tier"], len(clean),
+                                        tier_policy["bandit_exploration_cap"])
             if reward_signal is not None:
                 kind = conn.execute(select(signals.c.type).where(
                     signals.c.project_id == p.id, signals.c.name == reward_signal)).scalar()
@@ -255,6 +261,8 @@ def create_bandit(store: Store, project: Project | str, name: str, *,
                     if arm["version"] is not None and arm["version"] not in known:
                         raise NotFound(f"arms[{i}]: no version {arm['version']!r} of "
                                        f"component {component!r}", field=f"arms[{i}].version")
+                check_exposure(conn, p, component, [a["version"] for a in clean],
+                               what=f"bandit {name!r}")
             e = experiments
             if conn.execute(select(e.c.id).where(e.c.project_id == p.id,
                                                  e.c.name == name)).first() is not None:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from ..capture.projects import Project, Signal, get_project, list_signals
 from ..errors import Conflict, InvalidInput, NotFound
 from ..governance import audit
+from ..governance.policy import check_exposure
 from ..store import Store, as_utc, utcnow
 from ..store.tables import (
     experiment_decisions,
@@ -350,6 +351,10 @@ def update_design(store: Store, project: Project | str, name: str, design: dict[
         if exp.status in ("decided", "superseded"):
             raise Conflict(f"experiment {name!r} is {exp.status}; it cannot be superseded",
                            field="name", status=exp.status)
+        if exp.status == "running":
+            check_exposure(conn, p, exp.component,
+                           [a.get("version") for a in checked["arms"]],
+                           what=f"experiment {new_name!r}")
         now = utcnow()
         conn.execute(experiments.update().where(experiments.c.id == exp.id).values(
             status="superseded", stopped_at=exp.stopped_at or now,
@@ -378,6 +383,8 @@ def start_experiment(store: Store, project: Project | str, name: str, *,
         if exp.status != "draft":
             raise Conflict(f"experiment {name!r} is {exp.status}; only a draft can start",
                            field="name", status=exp.status)
+        check_exposure(conn, p, exp.component, [a.get("version") for a in exp.design["arms"]],
+                       what=f"experiment {name!r}")
         conn.execute(experiments.update().where(experiments.c.id == exp.id)
                      .values(status="running", started_at=utcnow()))
         audit.record(conn, actor=actor, action="experiment.start", entity_kind="experiment",
