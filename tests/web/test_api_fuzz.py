@@ -61,7 +61,7 @@ def fuzz_target(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
 
 def _fuzz(strategy: Any, headers: dict[str, str], excluded: list[Any]) -> None:
     @given(case=strategy)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
         case.call_and_validate(headers=headers, excluded_checks=excluded)
