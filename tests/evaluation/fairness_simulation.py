@@ -11,16 +11,20 @@ fr). Every interaction is its own user, so the giving rate per cohort is the thu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
 from feedbackloop.capture.ingest import Ingestor
 from feedbackloop.capture.projects import Project, create_project, create_signal
 from feedbackloop.capture.schema import SignalIn
-from feedbackloop.settings import Settings
+from feedbackloop.settings import Settings, load_settings
 from feedbackloop.store import Store
+
+from ..conftest import _pg_database
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 LOCALES = np.array(["en", "de", "fr"])
@@ -81,3 +85,27 @@ def simulate_fairness(store: Store, settings: Settings, *, n: int = 2400, seed: 
                 "value": bool(judge[i]), "source": "automated"}]
     assert ing.feedback(fb).rejected == 0
     return FairnessSim(project, locale, version, rated, approved, judge)
+
+
+def shared_simulation(kind: str, tmp: Path, pg_template: str | None
+                      ) -> Iterator[tuple[str, Store, FairnessSim]]:
+    """One simulated project in a fresh database (``kind`` sqlite or postgres) for a whole
+    test module that only reads it: yields (url, store, sim)."""
+    urls: Iterator[str] | None = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / 'fl.db'}"
+    else:
+        urls = _pg_database(pg_template)
+        url = next(urls)
+    store = Store.from_url(url)
+    if kind == "sqlite":
+        store.migrate()
+    settings = load_settings(data_dir=str(tmp / "data"), database_url=url,
+                             pseudonym_key="test-pseudonym-key")
+    try:
+        yield url, store, simulate_fairness(store, settings)
+    finally:
+        store.dispose()
+        if urls is not None:
+            for _ in urls:  # drops the database
+                pass

@@ -15,17 +15,15 @@ from feedbackloop.evaluation.fairness import (
     fairness_check,
     fairness_report,
 )
-from feedbackloop.settings import load_settings
 from feedbackloop.store import Store
 
-from ..conftest import _pg_database
 from .fairness_simulation import (
     APPROVE,
     APPROVE_V2_DE,
     GIVING,
     SHARES,
     FairnessSim,
-    simulate_fairness,
+    shared_simulation,
 )
 
 
@@ -34,25 +32,10 @@ from .fairness_simulation import (
 def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            pg_template: str | None) -> Iterator[tuple[Store, FairnessSim]]:
     """One simulated project per database for the whole module: the tests only read it."""
-    tmp = tmp_path_factory.mktemp("fairness")
-    urls: Iterator[str] | None = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'fl.db'}"
-    else:
-        urls = _pg_database(pg_template)
-        url = next(urls)
-    store = Store.from_url(url)
-    if request.param == "sqlite":
-        store.migrate()
-    settings = load_settings(data_dir=str(tmp / "data"), database_url=url,
-                             pseudonym_key="test-pseudonym-key")
-    try:
-        yield store, simulate_fairness(store, settings)
-    finally:
-        store.dispose()
-        if urls is not None:
-            for _ in urls:
-                pass
+    for _url, store, sim in shared_simulation(request.param,
+                                              tmp_path_factory.mktemp("fairness"),
+                                              pg_template):
+        yield store, sim
 
 
 @pytest.fixture

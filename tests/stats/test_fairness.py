@@ -330,3 +330,15 @@ def test_regression_direction_and_missing_cohorts() -> None:
         cohort_regressions([1.0], ["a"], [1.0], ["a"], "rate", tolerance=-0.1)
     with pytest.raises(ValueError):
         cohort_regressions([1.0], ["a"], [1.0], ["a"], "rate", tolerance=float("nan"))
+
+
+def test_a_worst_case_estimate_outside_its_bootstrap_interval_says_so() -> None:
+    # identical cohorts: every criterion is at its best value (difference 0, ratio 1), and
+    # resampling can only move it away, so the percentile interval excludes the estimate
+    y = np.tile([1, 1, 0, 0], 50)
+    p = np.tile([1, 0, 1, 0], 50)
+    g = np.repeat(["a", "b"], 100)
+    out = classifier_fairness(y, p, g, rng=np.random.default_rng(1), n_resamples=300)
+    eo = out.equalized_odds_difference
+    assert eo.value == 0.0 and eo.ci is not None and eo.ci[0] > 0
+    assert "outside its bootstrap interval" in (eo.reason or "")

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_COHORTS",
     "CohortData",
     "analyse",
+    "check_criteria",
     "cohort_regressions",
     "fairness_check",
     "fairness_report",
@@ -331,6 +332,8 @@ def fairness_report(store: Store, project: Project | str, *, attribute: str, sig
                signal_type=sig.type, version=version, prediction=prediction,
                missing_attribute=data.missing, approval_rule=data.approval_rule,
                representation=rep, seed=seed)
+    out["check"] = check_criteria(out, signal=sig.name, prediction=prediction,
+                                  min_ratio=min_ratio)
     return out
 
 
@@ -424,12 +427,19 @@ def fairness_check(store: Store, project: Project | str, *, attribute: str, sign
     report = fairness_report(store, project, attribute=attribute, signal=signal,
                              version=version, prediction=prediction, min_ratio=min_ratio,
                              min_cohort_size=min_cohort_size)
+    return report["check"]
+
+
+def check_criteria(report: dict[str, Any], *, signal: str, prediction: str | None,
+                   min_ratio: float) -> dict[str, Any]:
+    """The gate's criteria read off a report made by :func:`analyse` (see
+    :func:`fairness_check`)."""
     impact = report["impact_ratios"]
     criteria = [{
         "name": "four_fifths",
         "description": f"each cohort's approval rate on {signal!r} is at least "
                        f"{min_ratio:g} of the highest cohort's",
-        "threshold": min_ratio, "value": impact.get("lowest_ratio"),
+        "threshold": min_ratio, "value": impact.get("lowest_ratio"), "ci95": None,
         "passed": impact.get("passed"), "reason": impact.get("reason"),
         "evidence": {"rows": impact.get("rows", []),
                      "not_judged": impact.get("not_judged", [])},
@@ -451,6 +461,6 @@ def fairness_check(store: Store, project: Project | str, *, attribute: str, sign
         if c["passed"] is None and not c["reason"]:
             c["reason"] = "not estimable"
     return {"passed": all(c["passed"] is True for c in criteria), "criteria": criteria,
-            "attribute": attribute, "signal": signal, "version": version,
-            "min_ratio": min_ratio, "method": report["method"],
-            "missing_attribute": report["missing_attribute"]}
+            "attribute": report.get("attribute"), "signal": signal,
+            "version": report.get("version"), "min_ratio": min_ratio,
+            "method": report["method"], "missing_attribute": report.get("missing_attribute")}

@@ -19,7 +19,9 @@ Methods and sources:
 * Demographic parity difference/ratio and equalised odds difference/ratio as fairlearn
   defines them (``between_groups``, worst case): max - min (or min / max) of the per-cohort
   selection rates, and the larger difference (smaller ratio) of the per-cohort true- and
-  false-positive rates. Intervals by a row bootstrap (percentile).
+  false-positive rates. Intervals by a row bootstrap (percentile, as fairlearn's
+  ``MetricFrame(n_boot=...)``); these worst-case statistics are biased away from their
+  best value when cohorts are close, and the estimate then says when it lies outside.
 * Multiplicity: Holm (1979) step-down adjusted p-values.
 * Representation: each cohort's share among feedback givers against its share among users,
   with a chi-square test of independence between cohort and giving feedback.
@@ -483,8 +485,13 @@ def classifier_fairness(y_true: Sequence[Any] | np.ndarray, y_pred: Sequence[Any
         if col.size >= max(1, n_resamples / 2):
             lo, hi = np.quantile(col, (alpha, 1 - alpha))
             ci = (float(lo), float(hi))
-        estimates.append(Estimate(value, ci, n, method + " (bootstrap percentile)",
-                                  None if ci else "too few usable bootstrap resamples"))
+        note = None if ci else "too few usable bootstrap resamples"
+        if ci is not None and not ci[0] <= value <= ci[1]:
+            # max - min over cohorts is biased away from 0 when the cohorts are close, so
+            # the resampled values can all lie beyond the estimate; say so, do not hide it
+            note = ("the estimate lies outside its bootstrap interval: a worst-case "
+                    "(max - min) criterion is biased when cohorts are close")
+        estimates.append(Estimate(value, ci, n, method + " (bootstrap percentile)", note))
     dp_d, dp_r, eo_d, eo_r = estimates
     return ClassifierFairness(cohorts, dp_d, dp_r, eo_d, eo_r, n=n, notes=notes)
 
