@@ -49,7 +49,8 @@ def build_chain(store: Store, settings: Settings, *, name: str = "shop",
     create_signal(store, p, SignalIn(name="thumbs", type="binary"))
     ing = Ingestor(store, settings, p)
     res = ing.interactions([{"id": f"i{i}", "input": f"q{i}", "output": f"a{i}",
-                             "user_id": f"u{i}", "model_version": "v1"} for i in range(4)])
+                             "user_id": f"u{i}", "model_version": "v1", "consent": True}
+                            for i in range(4)])
     assert res.rejected == 0, res.errors
     res = ing.feedback([{"id": f"f{i}", "interaction_id": f"i{i}", "signal": "thumbs",
                          "value": i % 2 == 1, "comment": comment if i == 0 else None}

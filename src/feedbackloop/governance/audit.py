@@ -28,7 +28,7 @@ from ..store import Store, as_utc, utcnow
 from ..store.tables import audit_head, audit_log
 
 __all__ = ["GENESIS_HASH", "AuditEntry", "Verification", "entries", "entry_hash", "record",
-           "verify"]
+           "refuse_change", "verify"]
 
 GENESIS_HASH = "0" * 64
 _MAX_TEXT = 10_000
@@ -135,6 +135,27 @@ def entries(conn: Connection, *, project_id: int | None = None,
     if before_id is not None:
         q = q.where(audit_log.c.id < before_id)
     return [_entry(r) for r in conn.execute(q)]
+
+
+def refuse_change(store: Store, entry_id: int, *, actor: str, change: str,
+                  project_id: int | None = None) -> None:
+    """Refuse an edit or deletion of an audit entry (asked through the API): the attempt
+    is recorded as ``audit.<change>.refused`` in its own transaction, then
+    :class:`~feedbackloop.errors.Conflict` explains why. An entry that does not exist (in
+    ``project_id``, when given) is NotFound, and nothing is recorded."""
+    from ..errors import Conflict, NotFound
+
+    with store.transaction() as conn:
+        q = select(audit_log.c.id, audit_log.c.project_id).where(audit_log.c.id == entry_id)
+        row = conn.execute(q).first() if 0 < entry_id < 2**63 else None
+        if row is None or (project_id is not None and row.project_id != project_id):
+            raise NotFound(f"no audit entry {entry_id}", field="entry_id")
+        record(conn, actor=actor, action=f"audit.{change}.refused", entity_kind="audit_entry",
+               entity_id=entry_id, project_id=row.project_id,
+               reason=f"audit entries are append-only: {change} refused")
+    raise Conflict(f"audit entry {entry_id} is closed: the audit log is append-only, so it "
+                   f"cannot be changed ({change} refused; this attempt is recorded)",
+                   field="entry_id")
 
 
 def _walk(conn: Connection) -> Iterator[AuditEntry]:

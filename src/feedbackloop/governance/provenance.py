@@ -42,7 +42,7 @@ from ..store.tables import (
 )
 from . import audit
 
-__all__ = ["KINDS", "link", "links_of", "trace", "trace_markdown"]
+__all__ = ["KINDS", "link", "links_of", "project_of", "trace", "trace_markdown"]
 
 # The node kinds, in the order the loop produces them.
 KINDS = ("feedback", "finding", "dataset", "model_version", "experiment", "release")
@@ -367,6 +367,37 @@ def _start(conn: Connection, project: Project, kind: str, start: Any) -> Key:
                        field="start_id")
     _check_exists(conn, project.id, kind, eid, "start_id")
     return kind, eid
+
+
+def project_of(conn: Connection, kind: str, start: Any) -> Project:
+    """The project a node belongs to, for callers that were given no project: by id for
+    every kind, by COMPONENT:NAME for a model version when one project has it."""
+    _check_kind(kind, "start_kind")
+    t = _TABLES[kind]
+    if kind == "model_version" and isinstance(start, str) and not start.isdigit():
+        component, _, name = start.partition(":")
+        ids = sorted({int(r.project_id) for r in conn.execute(
+            select(t.c.project_id).where(t.c.component == component, t.c.name == name))})
+        if len(ids) > 1:
+            raise InvalidInput(f"model version {start!r} exists in {len(ids)} projects: say "
+                               "which (--project)", field="project")
+    elif kind == "feedback" and isinstance(start, str) and not start.isdigit():
+        ids = sorted({int(r.project_id) for r in conn.execute(
+            select(t.c.project_id).where(t.c.client_id == start))})
+        if len(ids) > 1:
+            raise InvalidInput(f"feedback {start!r} exists in {len(ids)} projects: say which "
+                               "(--project)", field="project")
+    else:
+        try:
+            eid = int(start)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{kind} id must be a whole number, not {start!r}",
+                               field="start_id") from None
+        ids = [int(r.project_id) for r in conn.execute(
+            select(t.c.project_id).where(t.c.id == eid))] if 0 < eid < 2**63 else []
+    if not ids:
+        raise NotFound(f"no {kind.replace('_', ' ')} {start!r}", field="start_id")
+    return get_project(conn, ids[0])
 
 
 def trace(store: Store, project: Project | str, start_kind: str, start_id: Any, *,
