@@ -159,10 +159,12 @@ def refuse_change(store: Store, entry_id: int, *, actor: str, change: str,
 
 
 def _walk(conn: Connection) -> Iterator[AuditEntry]:
-    result = conn.execution_options(yield_per=5000).execute(
-        select(audit_log).order_by(audit_log.c.id))
-    for row in result:
-        yield _entry(row)
+    # Closed when the walk stops early (verify returns at the first bad entry): an open
+    # server-side cursor on PostgreSQL would otherwise be left to the garbage collector.
+    with conn.execution_options(yield_per=5000).execute(
+            select(audit_log).order_by(audit_log.c.id)) as result:
+        for row in result:
+            yield _entry(row)
 
 
 @dataclass(frozen=True)
