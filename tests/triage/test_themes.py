@@ -77,3 +77,16 @@ def test_embedding_themes_group_paraphrases() -> None:
     right = sum(c.most_common(1)[0][1] for c in groups.values())
     assert right / len(texts) >= 0.9
     assert result.method == "embeddings"
+
+
+def test_embeddings_asked_without_the_extra_name_the_method(
+        store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedbackloop.triage import themes
+
+    p, _ = support(store, settings, per_kind=2)
+    monkeypatch.setattr(themes, "_embeddings_available", lambda: False)
+    with pytest.raises(InvalidInput, match="embeddings") as exc:
+        run_themes(store, p, method="embeddings")
+    assert exc.value.field == "method"
+    run = run_themes(store, p, method="auto", k=2)  # falls back to TF-IDF
+    assert run["method"] == "tfidf"

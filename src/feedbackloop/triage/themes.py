@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -160,6 +160,12 @@ def run_themes(store: Store, project: Project | str, *, method: str = "auto",
     used = method
     if method == "auto":
         used = "embeddings" if _embeddings_available() else "tfidf"
+    elif method == "embeddings" and not _embeddings_available():
+        from ..scoring.embeddings import MISSING_EXTRA
+
+        raise InvalidInput(f"method embeddings: {MISSING_EXTRA}", field="method")
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
     f, s = feedback, signals
     with store.read() as conn:
         p = _project(conn, project)
