@@ -164,3 +164,14 @@ def test_bad_rules_and_routes_name_the_field(store: Store, settings: Settings) -
         route_item(store, p, 999_999, "ux", actor="a")
     with pytest.raises(InvalidInput):
         route_item(store, p, 1, "nowhere", actor="a")
+
+
+def test_two_runs_at_once_triage_each_item_once(store: Store, settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    p, _ = support(store, settings, per_kind=3)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: run_triage(store, p, actor="x"), range(2)))
+    assert sorted(r["items"] for r in results) == [0, 14]
+    with store.read() as conn:
+        assert sum(status_counts(conn, p).values()) == 14

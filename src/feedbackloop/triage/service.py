@@ -30,7 +30,14 @@ from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..governance import audit
 from ..stats.estimate import NotEstimable
 from ..store import Store, as_utc, utcnow
-from ..store.tables import feedback, interactions, signals, triage_items, triage_rules
+from ..store.tables import (
+    feedback,
+    interactions,
+    projects,
+    signals,
+    triage_items,
+    triage_rules,
+)
 from .classifier import RouteClassifier, item_text
 from .rules import ROUTES, check_conditions, check_route, matches
 
@@ -352,6 +359,10 @@ def run_triage(store: Store, project: Project | str, *, actor: str = "",
     by_route = dict.fromkeys(ROUTES, 0)
     escalated: list[int] = []
     with store.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two runs at once would pick the same candidates; the second waits here and
+            # then sees the first's items (SQLite's BEGIN IMMEDIATE serialises already).
+            conn.execute(select(projects.c.id).where(projects.c.id == p.id).with_for_update())
         t = triage_items
         q = (_feedback_query().outerjoin(t, t.c.feedback_id == feedback.c.id)
              .where(feedback.c.project_id == p.id, t.c.id.is_(None), negative_or_commented())
@@ -405,9 +416,10 @@ def run_triage(store: Store, project: Project | str, *, actor: str = "",
                    "threshold": threshold, "classifier": classifier_info,
                    "escalated_to": policy["escalate_to"], "escalated_items": escalated}
         if values:
+            logged = {**summary, "escalated_items": escalated[:1000]}
             audit.record(conn, actor=actor or "system", action="triage.run",
                          entity_kind="project", entity_id=p.id, project_id=p.id,
-                         after=summary)
+                         after=logged)
     return summary
 
 
