@@ -125,7 +125,12 @@ def test_a_maintainer_triages_themes_and_works_a_finding(
             project_id=project.id, name="fix-set", version=1, recipe="sft", params={},
             content_hash="0" * 64, counts={}, card={}, created_at=utcnow()))
     assert _post(client, f"{here}/link", {"dataset": "fix-set"}, here).status_code == 303
-    assert "fix-set v1" in client.get(here).text
+    page = client.get(here).text
+    assert "fix-set v1" in page
+    trace = re.search(r'href="(/projects/help/trace\?kind=finding&amp;id=\d+)"', page)
+    assert trace is not None
+    traced = client.get(trace.group(1).replace("&amp;", "&"))
+    assert traced.status_code == 200 and "fix-set" in traced.text
     # The backlog: formula, the finding, its benefit plot; a second finding by ids.
     fb = ",".join(map(str, feedback_ids(store, project, ids["ux"][:2])))
     r = _post(client, f"{base}/findings", {"title": "Reset button", "feedback": fb,
