@@ -34,7 +34,7 @@ def cli(db_url: str, tmp_path: Path) -> Cli:
 
 def test_gate_sign_release_and_roll_back(cli: Cli, store: Store, settings: Settings) -> None:
     p = release_project(store, "medium")
-    run_experiment(store, settings, p, rates=(0.3, 0.7), n=300)
+    run_experiment(store, settings, p)
     gate = cli.json("gate", "create", "assistant", "v2", "-p", "shop", "-e", "tone",
                     "--cohort-attribute", "region", "--tolerance", "0.1", "--user", "mia")
     gid = str(gate["id"])

@@ -60,7 +60,7 @@ def release_project(store: Store, tier: str = "medium", *, name: str = "shop") -
 
 
 def run_experiment(store: Store, settings: Settings, project: Project, *,
-                   rates: tuple[float, float] = (0.3, 0.7), n: int = 300, seed: int = 1,
+                   rates: tuple[float, float] = (0.3, 0.7), n: int = 160, seed: int = 1,
                    name: str = "tone", start: bool = True) -> None:
     """``n`` users split between v1 and v2, each with one thumbs of the arm's true rate;
     every user has a ``region`` (north/south)."""

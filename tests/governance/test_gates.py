@@ -30,7 +30,7 @@ def _by_name(gate: dict) -> dict:  # type: ignore[type-arg]
 def test_a_gate_passes_on_a_real_improvement_with_its_evidence(store: Store,
                                                               settings: Settings) -> None:
     p = release_project(store, "medium")
-    run_experiment(store, settings, p, rates=(0.3, 0.7), n=300)
+    run_experiment(store, settings, p)
     gate = create_gate(store, p, "assistant", "v2", actor="mia", experiment="tone",
                        cohort_attribute="region", cohort_tolerance=0.1,
                        fairness_attribute="region", fairness_min_ratio=0.5)
@@ -44,7 +44,7 @@ def test_a_gate_passes_on_a_real_improvement_with_its_evidence(store: Store,
     primary = results["primary_metric"]["evidence"]
     lo, hi = primary["ci"]
     assert 0 < lo < 0.4 < hi  # the true difference 0.4 lies inside, zero outside
-    assert primary["method"].startswith("always-valid") and primary["n"] == 300
+    assert primary["method"].startswith("always-valid") and primary["n"] == 160
     assert results["guardrails"]["summary"] == "the design has no guardrails"
     cohorts = results["cohort_regressions"]["evidence"]["cohorts"]
     assert sorted(c["cohort"] for c in cohorts) == ["north", "south"]
@@ -114,7 +114,7 @@ def test_bad_gates_are_refused_naming_the_field(store: Store, settings: Settings
 
 def test_sign_offs_by_role_capacity_and_person(store: Store, settings: Settings) -> None:
     p = release_project(store, "medium")
-    run_experiment(store, settings, p, rates=(0.3, 0.7), n=300)
+    run_experiment(store, settings, p)
     gate = create_gate(store, p, "assistant", "v2", actor="mia", experiment="tone")
     gid = gate["id"]
     with store.read() as conn:

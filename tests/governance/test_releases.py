@@ -97,7 +97,7 @@ def _log(store: Store, settings: Settings, p: object) -> None:
 
     rng = np.random.default_rng(3)
     inter, fb = [], []
-    for i in range(300):
+    for i in range(160):
         arm = i % 2
         inter.append({"id": f"i{i}", "input": "q", "output": "a", "user_id": f"u{i}",
                       "experiment": "tone", "arm": ("control", "treatment")[arm],

@@ -74,6 +74,7 @@ CRITERIA = {
 }
 DECISIONS = ("approve", "reject")
 _MAX_TEXT = 10_000
+_MAX_ID = 2**31 - 1
 
 
 def _project(conn: Connection, project: Project | str | int) -> Project:
@@ -115,6 +116,8 @@ def _refused(store: Store, error: FeedbackloopError, *, actor: str, action: str,
 def _gate_row(conn: Connection, p: Project, gate_id: Any, *, lock: bool = False) -> Any:
     if isinstance(gate_id, bool) or not isinstance(gate_id, int) or gate_id < 1:
         raise InvalidInput("a gate id is a positive whole number", field="gate_id")
+    if gate_id > _MAX_ID:
+        raise NotFound(f"no gate {gate_id} in project {p.name!r}", field="gate_id")
     q = select(gates).where(gates.c.id == gate_id, gates.c.project_id == p.id)
     if lock and conn.dialect.name == "postgresql":
         q = q.with_for_update()

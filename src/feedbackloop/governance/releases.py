@@ -90,6 +90,8 @@ def get_release(conn: Connection, project: Project | str | int,
     p = _project(conn, project)
     if isinstance(release_id, bool) or not isinstance(release_id, int) or release_id < 1:
         raise InvalidInput("a release id is a positive whole number", field="release_id")
+    if release_id > 2**31 - 1:
+        raise NotFound(f"no release {release_id} in project {p.name!r}", field="release_id")
     row = conn.execute(select(releases).where(releases.c.id == release_id,
                                               releases.c.project_id == p.id)).first()
     if row is None:
