@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from ..errors import InvalidInput
 from .common import EXIT_REJECTED, Db, Json, echo_json, err, open_store, out
@@ -86,14 +85,14 @@ def list_command(
     if not found:
         out().print("no audit entries match")
         return
-    table = Table("id", "when (UTC)", "actor", "action", "entity", "change", "reason")
+    console = out()
     for e in found:
         change = _change(e.before, e.after)
-        table.add_row(str(e.id), e.created_at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor),
-                      escape(e.action),
-                      escape(e.entity_kind + (f":{e.entity_id}" if e.entity_id else "")),
-                      escape(change), escape((e.reason or "")[:80]))
-    out().print(table)
+        entity = e.entity_kind + (f":{e.entity_id}" if e.entity_id else "")
+        console.print(f"[bold]#{e.id}[/] {e.created_at:%Y-%m-%d %H:%M:%S} UTC  "
+                      f"{escape(e.actor)}  [bold]{escape(e.action)}[/]  {escape(entity)}"
+                      + (f"  {escape(change)}" if change else "")
+                      + (f"  — {escape(e.reason[:80])}" if e.reason else ""))
 
 
 def _change(before: Any, after: Any) -> str:
@@ -128,7 +127,8 @@ def trace_command(
         min=1, max=1000, help="At most this many neighbours of one kind per node (the "
                               "rest are counted).")] = 25,
     format: Annotated[TraceFormat, typer.Option(
-        "--format", help="text: a table; md: a Markdown document with links.")] = "text",
+        "--format",
+        help="text: a list for the terminal; md: a Markdown document with links.")] = "text",
     db: Db = None, json: Json = False,
 ) -> None:
     """Explain a node of the loop both ways: feedback → finding → dataset → model version →
@@ -155,10 +155,11 @@ def trace_command(
     if format == "md":
         typer.echo(trace_markdown(graph), nl=False)
         return
-    table = Table("kind", "node", "direction", "page", title=f"provenance of {graph['start']}")
+    console = out()
+    console.print(f"[bold]provenance of {graph['start']}[/] (project {escape(graph['project'])})")
     for n in graph["nodes"]:
-        table.add_row(n["kind"], escape(n["label"]), n["direction"], escape(n["url"] or ""))
-    out().print(table)
+        console.print(f"  {n['direction']:<10} {escape(n['label'])}"
+                      + (f"  [dim]{escape(n['url'])}[/]" if n["url"] else ""))
     labels = {n["id"]: n["label"] for n in graph["nodes"]}
     for e in graph["edges"]:
         out().print(f"  {escape(labels[e['src']])} —{e['relation']}→ {escape(labels[e['dst']])}")
