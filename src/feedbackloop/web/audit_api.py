@@ -20,7 +20,7 @@ from ..errors import PermissionDenied
 from ..governance import audit
 from ..governance.case_study import build_case_study
 from ..governance.provenance import trace
-from .api import _ERRORS
+from .api import _ERRORS, ErrorOut
 from .deps import CurrentPrincipal, ProjectReader, StoreDep, check_text, strict_query
 
 __all__ = ["build_audit_router"]
@@ -74,10 +74,12 @@ def build_audit_router() -> APIRouter:
                            f"attempt to {change} one is itself recorded.")
         return handler
 
+    refused: dict[int | str, dict[str, Any]] = {
+        409: {"model": ErrorOut, "description": "Always: entries are append-only."}}
     router.add_api_route("/projects/{project}/audit/{entry_id}", refuse("edit"),
-                         methods=["PATCH"])
+                         methods=["PATCH"], responses=refused)
     router.add_api_route("/projects/{project}/audit/{entry_id}", refuse("delete"),
-                         methods=["DELETE"])
+                         methods=["DELETE"], responses=refused)
 
     @router.get("/audit/verify")
     def get_verify(principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:
