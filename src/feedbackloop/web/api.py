@@ -364,13 +364,13 @@ def build_api_router() -> APIRouter:
 
     @authed.post("/projects/{project}/signals", response_model=SignalOut, status_code=201,
                  tags=["signals"], responses=_BODY_ERRORS)
-    def post_signal(project: SignalManager, body: SignalIn,
+    def post_signal(project: SignalManager, body: SignalIn, principal: CurrentPrincipal,
                     store: StoreDep) -> dict[str, Any]:
         """Define a signal (needs the maintainer or admin role)."""
         check_text(body.description, "description")
         for label in body.labels or ():
             check_text(label, "labels")
-        return create_signal_service(store, project, body).to_dict()
+        return create_signal_service(store, project, body, actor=principal.name).to_dict()
 
     @authed.post("/projects/{project}/interactions/batch", response_model=BatchOut,
                  tags=["capture"], responses={**_BODY_ERRORS, **_BATCH})
