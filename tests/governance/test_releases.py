@@ -163,3 +163,20 @@ def test_bad_promotions_name_the_field(store: Store, settings: Settings) -> None
     assert err.value.field == "cohort"
     with pytest.raises(PermissionDenied):
         sign_gate(store, p, gid, actor="ann", role="annotator", capacity="maintainer")
+
+
+
+def test_a_toggle_is_an_exposure_too(store: Store, settings: Settings) -> None:
+    p = release_project(store, "high")
+    beta = [{"name": "beta", "when": [{"attribute": "plan", "op": "eq", "value": "pro"}],
+             "split": {"v2": 10}}]
+    with pytest.raises(Conflict, match="expert's sign-off before any exposure"):
+        reg.set_toggle(store, p, "assistant", beta, actor="max")
+    run_experiment(store, settings, p, start=False)
+    gid = create_gate(store, p, "assistant", "v2", actor="mia", experiment="tone")["id"]
+    sign_gate(store, p, gid, actor="eva", role="expert", capacity="expert")
+    assert reg.set_toggle(store, p, "assistant", beta, actor="max")["rules"] == beta
+    # rules that served v2 before may be saved again; v3 is new and refused
+    reg.set_toggle(store, p, "assistant", [{**beta[0], "split": {"v2": 20}}], actor="max")
+    with pytest.raises(Conflict, match="'v3'"):
+        reg.set_toggle(store, p, "assistant", [{**beta[0], "split": {"v3": 20}}])

@@ -476,6 +476,15 @@ def _set_toggle(conn: Connection, project: Project | str, component: str, toggle
     t = toggles
     row = conn.execute(select(t).where(t.c.project_id == p.id,
                                        t.c.component == component)).first()
+    # Serving a version to a cohort exposes it: under the high tier's expert-before-
+    # exposure a version the rules did not serve before needs an expert's approval.
+    served = {v for r in (row.rules if row else []) if isinstance(r, Mapping)
+              for v in (r.get("split") or {})}
+    newly = {v for rule in toggle.rules for v in rule.split} - served
+    if newly:
+        from ..governance.policy import check_exposure
+
+        check_exposure(conn, p, component, newly, what="the toggle")
     now = utcnow()
     if row is None:
         conn.execute(t.insert().values(project_id=p.id, component=component, rules=clean,
