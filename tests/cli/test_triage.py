@@ -87,3 +87,21 @@ def test_themes_to_a_verified_finding(cli: Cli) -> None:
     linked = cli.json("findings", "link", str(made["id"]), "-p", "help", "--feedback", "3")
     assert linked["finding"]["id"] == made["id"]
     cli("findings", "create", "-p", "help", "--title", "x", "--feedback", "a,b", code=2)
+
+
+def test_the_command_choices_are_the_domain_tuples() -> None:
+    from typing import get_args
+
+    from feedbackloop.cli import triage as cli_triage
+    from feedbackloop.triage.findings import STATUSES
+    from feedbackloop.triage.rules import ROUTES
+    from feedbackloop.triage.service import ITEM_STATUSES
+    from feedbackloop.triage.themes import METHODS
+    from feedbackloop.web import triage_api
+
+    assert get_args(cli_triage.Route) == ROUTES == get_args(triage_api.RouteName)
+    assert get_args(cli_triage.FindingStatus) == STATUSES == get_args(
+        triage_api.FindingStatus)
+    assert get_args(cli_triage.ItemStatus) == ITEM_STATUSES == get_args(
+        triage_api.ItemStatus)
+    assert get_args(cli_triage.ThemeMethod) == METHODS
