@@ -122,7 +122,7 @@ def build_and_test(store: Store, settings: Settings, finding_id: int) -> dict[st
         registry.promote(store, story.PROJECT, story.COMPONENT, "v2", to="live",
                          actor="max")
     story.experiment(store)
-    ex.start_experiment(store, story.PROJECT, story.EXPERIMENT)
+    ex.start_experiment(store, story.PROJECT, story.EXPERIMENT, actor="max")
     story.experiment_traffic(store, settings)
     ex.decide(store, story.PROJECT, story.EXPERIMENT, "ship", "v2 gets more thumbs up",
               arm="treatment", decided_by="max")
