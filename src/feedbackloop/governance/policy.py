@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..capture.projects import RISK_TIERS, Project, get_project
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, FeedbackloopError, InvalidInput
 from ..store import Store, as_utc, utcnow
 from ..store.tables import gates, model_versions, projects, risk_policies, signoffs
 from .audit import record
@@ -50,12 +50,13 @@ __all__ = [
     "KEYS",
     "ROLE_CAPACITIES",
     "ROUTES",
+    "PolicyRefusal",
     "check_exposure",
     "check_overrides",
     "check_plain_promotion",
-    "guard_plain_promotion",
     "list_policies",
     "policy_for",
+    "record_refusal",
     "set_policy",
 ]
 
@@ -259,32 +260,30 @@ def check_plain_promotion(conn: Connection, project: Project | str | int, compon
     ``release promote``."""
     if to != "live":
         return
-    policy = policy_for(conn, project, component)
+    p = _project(conn, project)
+    policy = policy_for(conn, p, component)
     if not policy["automation_may_promote"]:
-        raise Conflict(
+        raise PolicyRefusal(
             f"component {component!r} is under the {policy['risk_tier']}-risk policy: a "
             "version goes live only through a release with a passed gate and its sign-offs "
             "(feedbackloop release promote), not by a plain promotion",
-            field="to", risk_tier=policy["risk_tier"])
+            field="to", risk_tier=policy["risk_tier"], project_id=p.id)
 
 
-def guard_plain_promotion(store: Store, project: Project | str | int, component: str,
-                          version: str, *, actor: str) -> None:
-    """:func:`check_plain_promotion` for the registry's ``promote``: a refusal is recorded
-    (``model.promote.refused``) in its own transaction before it is raised."""
-    with store.read() as conn:
-        p = _project(conn, project)
-        try:
-            check_plain_promotion(conn, p, component, "live")
-        except Conflict as refused:
-            error = refused
-        else:
-            return
+class PolicyRefusal(Conflict):
+    """An action the risk-tier policy does not allow (409); the service that raises it
+    records the refusal in the audit log."""
+
+
+def record_refusal(store: Store, error: FeedbackloopError, *, actor: str, action: str,
+                   entity_kind: str, entity_id: Any, after: Mapping[str, Any]) -> None:
+    """Write ``action`` (``<x>.refused``) with the error's message as its reason, in its own
+    transaction (the refused one rolled back). The project comes from the error's
+    details (``project_id``) when it names one."""
     with store.transaction() as conn:
-        record(conn, actor=actor or "unknown", action="model.promote.refused",
-               entity_kind="model_version", entity_id=f"{component}:{version}",
-               project_id=p.id, after={"to": "live"}, reason=error.message)
-    raise error
+        record(conn, actor=actor or "unknown", action=action, entity_kind=entity_kind,
+               entity_id=entity_id, project_id=error.details.get("project_id"),
+               after=dict(after), reason=error.message)
 
 
 def check_exposure(conn: Connection, project: Project | str | int, component: str | None,

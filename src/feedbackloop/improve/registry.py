@@ -335,26 +335,35 @@ def promote(store: Store, project: Project | str, component: str, name: str, *,
     if to not in _PROMOTIONS:
         raise InvalidInput(f"a version can be promoted to {', '.join(_PROMOTIONS)}, "
                            f"not {to!r}", field="to")
-    if to == "live" and not gated:
-        from ..governance.policy import guard_plain_promotion
+    from ..governance.policy import PolicyRefusal, record_refusal
 
-        guard_plain_promotion(store, project, component, name, actor=actor)
+    check = to == "live" and not gated
     if conn is not None:
-        return _promote(conn, project, component, name, to, actor)[0]
-    with store.transaction() as own:
-        version, p = _promote(own, project, component, name, to, actor)
+        return _promote(conn, project, component, name, to, actor, check)[0]
+    try:
+        with store.transaction() as own:
+            version, p = _promote(own, project, component, name, to, actor, check)
+    except PolicyRefusal as refused:
+        record_refusal(store, refused, actor=actor, action="model.promote.refused",
+                       entity_kind="model_version", entity_id=f"{component}:{name}",
+                       after={"to": to})
+        raise
     _forget(store, p, component)
     return version
 
 
 def _promote(conn: Connection, project: Project | str, component: str, name: str, to: str,
-             actor: str) -> tuple[ModelVersion, Project]:
+             actor: str, check_policy: bool = False) -> tuple[ModelVersion, Project]:
     p = _project(conn, project)
     rows = _lock_component(conn, p.id, component)
     row = next((r for r in rows if r.name == name), None)
     if row is None:
         raise NotFound(f"no version {name!r} of component {component!r} in project "
                        f"{p.name!r}", field="name", component=component, version=name)
+    if check_policy:
+        from ..governance.policy import check_plain_promotion
+
+        check_plain_promotion(conn, p, component, to)
     if row.status not in _PROMOTIONS[to]:
         raise Conflict(f"version {name!r} of {component!r} is {row.status}; it cannot "
                        f"become {to} (allowed from {', '.join(_PROMOTIONS[to])})",
