@@ -28,7 +28,7 @@ from feedbackloop.errors import (
 )
 from feedbackloop.settings import load_settings
 from feedbackloop.store import Store, utcnow
-from feedbackloop.store.tables import api_tokens, users
+from feedbackloop.store.tables import api_tokens, memberships, users
 
 
 def test_role_table() -> None:
@@ -142,3 +142,24 @@ def test_embedded_key_is_generated_once_outside_the_database(tmp_path) -> None: 
     assert len(key) == 64 and s.pseudonym_key_bytes() == key
     path = tmp_path / "d" / "pseudonym.key"
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_user_token_never_gives_more_than_the_users_role(store: Store) -> None:
+    # Found by the governance abuse review: an admin-made expert token for a maintainer let
+    # one person sign a high-tier gate both as expert and as maintainer.
+    shop = create_project(store, "shop")
+    uid = create_user(store, "max", "pw-123456789")
+    grant(store, "max", shop.id, "maintainer")
+    expert = create_token(store, project_id=shop.id, role="expert", user_id=uid)
+    rater = create_token(store, project_id=shop.id, role="annotator", user_id=uid)
+    p = authenticate_token(store, expert)
+    assert p.name == "max" and p.role_in(shop.id) == "maintainer"  # capped at the member
+    assert authenticate_token(store, rater).role_in(shop.id) == "annotator"  # narrower: kept
+    grant(store, "max", shop.id, "viewer")
+    assert authenticate_token(store, rater).role_in(shop.id) == "viewer"
+    with store.transaction() as conn:
+        conn.execute(memberships.delete().where(memberships.c.user_id == uid))
+    gone = authenticate_token(store, rater)
+    assert gone.role_in(shop.id) is None
+    with pytest.raises(PermissionDenied):
+        gone.require(shop.id, Action.READ)

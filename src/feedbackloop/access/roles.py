@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from ..errors import PermissionDenied
 
-__all__ = ["ROLES", "Action", "Principal", "can"]
+__all__ = ["ROLES", "Action", "Principal", "can", "capped"]
 
 ROLES = ("admin", "maintainer", "expert", "annotator", "viewer", "ingest")
 
@@ -48,6 +48,21 @@ _PERMISSIONS: dict[str, frozenset[Action]] = {
 
 def can(role: str | None, action: Action) -> bool:
     return role is not None and action in _PERMISSIONS.get(role, frozenset())
+
+
+# Roles that are a qualification as well as a set of permissions: only a membership
+# confers them (an expert signs gates in the expert capacity; see governance.policy).
+_QUALIFICATIONS = frozenset({"expert"})
+
+
+def capped(role: str, cap: str | None) -> str | None:
+    """``role``, unless it may do something ``cap`` may not or claims a qualification
+    ``cap`` lacks: then ``cap`` (None: no access). A token made for a user never gives
+    more than the user's own role in the project."""
+    if cap is None or role == cap:
+        return cap
+    narrower = _PERMISSIONS.get(role, frozenset()) <= _PERMISSIONS.get(cap, frozenset())
+    return role if narrower and role not in _QUALIFICATIONS else cap
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ..errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from ..governance import audit
 from ..store import Store, as_utc, utcnow
 from ..store.tables import api_tokens, memberships, projects, users
-from .roles import ROLES, Principal
+from .roles import ROLES, Principal, capped
 
 __all__ = ["authenticate_token", "create_token", "create_user", "grant", "member_id",
            "revoke_token", "sign_in"]
@@ -141,12 +141,21 @@ def authenticate_token(store: Store, token: str, *, kind: str = "api") -> Princi
             return _user_principal(conn, row.user_id)
         if row.user_id is not None and row.project_id is not None:
             # A token made for a user acts as that user (a campaign rater, say), but only
-            # with the token's one project and role, not the user's other memberships.
-            name = conn.execute(select(users.c.username)
-                                .where(users.c.id == row.user_id)).scalar()
-            if name is None:
+            # with the token's one project and role, not the user's other memberships, and
+            # never with more than the user's own role there now (a token cannot lift a
+            # member to expert or outlive their membership).
+            user = conn.execute(select(users.c.username, users.c.is_superuser)
+                                .where(users.c.id == row.user_id)).first()
+            if user is None:
                 raise AuthenticationFailed("unknown user")
-            return Principal(name=name, roles={row.project_id: row.role}, user_id=row.user_id)
+            member = "admin" if user.is_superuser else conn.execute(
+                select(memberships.c.role).where(memberships.c.user_id == row.user_id,
+                                                 memberships.c.project_id == row.project_id)
+            ).scalar()
+            role = capped(row.role, member)
+            return Principal(name=user.username,
+                             roles={row.project_id: role} if role is not None else {},
+                             user_id=row.user_id)
         if row.project_id is None:
             return Principal(name=f"token {row.prefix}…", superuser=True)
         return Principal(name=f"token {row.prefix}…", roles={row.project_id: row.role})
