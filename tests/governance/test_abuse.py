@@ -217,8 +217,9 @@ def test_a_gate_releases_once_and_only_its_own_version(store: Store,
                                                        settings: Settings) -> None:
     gid = _gate(store, settings)
     gates.sign_gate(store, "shop", gid, actor="max", role="maintainer", capacity="maintainer")
-    with pytest.raises(InvalidInput, match="not a gate of version 'v3'"):
+    with pytest.raises(Conflict, match="not a gate of version 'v3'"):
         releases.promote(store, "shop", C, "v3", gate_id=gid, actor="mia")
+    assert len(_refusals(store, "release.promote.refused")) == 1  # recorded
     releases.promote(store, "shop", C, "v2", gate_id=gid, actor="mia")
     with pytest.raises(Conflict, match="a new release needs a new gate"):
         releases.promote(store, "shop", C, "v2", gate_id=gid, actor="mia")

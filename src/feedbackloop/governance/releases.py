@@ -152,8 +152,9 @@ def _promote(conn: Connection, store: Store, p: Project, component: str, version
         raise NotFound(f"no version {version!r} of component {component!r} in project "
                        f"{p.name!r}", field="version")
     if gate.model_version_id != vrow.id or gate.component != component:
-        raise InvalidInput(f"gate {gate_id} is not a gate of version {version!r} of "
-                           f"{component!r}", field="gate_id")
+        # A refusal, recorded like the others: a gate cannot vouch for another version.
+        raise Conflict(f"gate {gate_id} is not a gate of version {version!r} of "
+                       f"{component!r}", field="gate_id")
     used = conn.execute(select(releases.c.id).where(releases.c.gate_id == gate_id)).first()
     if used is not None:
         raise Conflict(f"gate {gate_id} was used by release {used.id}; a new release needs "
