@@ -24,6 +24,7 @@ from sqlalchemy import Connection, func, select
 from ..capture.projects import Project, get_project
 from ..errors import Conflict, InvalidInput, NotFound
 from ..governance import audit
+from ..governance.provenance import link
 from ..store import Store, as_utc, utcnow
 from ..store.tables import (
     datasets,
@@ -387,25 +388,6 @@ def link_dataset(store: Store, project: Project | str, finding_id: int, dataset:
 
 def _provenance_link(conn: Connection, project_id: int, finding_id: int, dataset_id: int,
                      actor: str) -> int:
-    try:
-        from ..governance.provenance import link
-    except ImportError:  # pragma: no cover - provenance lands beside this module
-        pl = provenance_links
-        found = conn.execute(select(pl.c.id).where(
-            pl.c.src_kind == "finding", pl.c.src_id == finding_id,
-            pl.c.dst_kind == "dataset", pl.c.dst_id == dataset_id,
-            pl.c.relation == "addresses")).first()
-        if found is not None:
-            return int(found.id)
-        new = int(conn.execute(pl.insert().values(
-            project_id=project_id, src_kind="finding", src_id=finding_id,
-            dst_kind="dataset", dst_id=dataset_id, relation="addresses",
-            created_by=actor[:100], created_at=utcnow())).inserted_primary_key[0])  # type: ignore[index]
-        audit.record(conn, actor=actor, action="provenance.link",
-                     entity_kind="provenance_link", entity_id=new, project_id=project_id,
-                     after={"src": f"finding:{finding_id}", "dst": f"dataset:{dataset_id}",
-                            "relation": "addresses"})
-        return new
     return link(conn, project_id, "finding", finding_id, "dataset", dataset_id, "addresses",
                 actor)
 
