@@ -45,11 +45,12 @@ _INTERACTION_TEXT = ("input", "output", "reference", "error")
 _FEEDBACK_TEXT = ("correction", "comment")
 
 
-def checked_text(value: Any, field: str, limit: int, *, required: bool = False) -> str:
+def checked_text(value: Any, field: str, limit: int, *, required: bool = False,
+                 none_as_empty: bool = True) -> str:
     """Free text from a caller, checked before it is stored: a string (None reads as
-    empty), not blank when required, at most ``limit`` characters, storable. Errors name
-    the field."""
-    if value is None:
+    empty unless ``none_as_empty`` is off), not blank when required, at most ``limit``
+    characters, storable. Errors name the field."""
+    if value is None and none_as_empty:
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be text", field=field)

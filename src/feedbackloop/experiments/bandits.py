@@ -43,7 +43,7 @@ import orjson
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..capture.prepare import pseudonymise, sqlite_timestamp
+from ..capture.prepare import checked_text, pseudonymise, sqlite_timestamp
 from ..capture.projects import Project, get_project
 from ..errors import Conflict, InvalidInput, NotFound
 from ..governance import audit
@@ -136,17 +136,7 @@ def get_bandit(conn: Connection, project: Project | str, name: str) -> Bandit:
 # -- create -------------------------------------------------------------------------------
 
 def _text(value: Any, field: str, limit: int) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field=field)
-    if len(value) > limit:
-        raise InvalidInput(f"{field} longer than {limit:,} characters", field=field)
-    if "\x00" in value:
-        raise InvalidInput(f"{field} contains a NUL character", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{field} is not valid Unicode text", field=field) from None
-    return value
+    return checked_text(value, field, limit, none_as_empty=False)
 
 
 def _check_arms(arms: Any) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 from sqlalchemy.exc import IntegrityError
 
+from ..capture.prepare import checked_text
 from ..capture.projects import Project, Signal, get_project, list_signals
 from ..errors import Conflict, InvalidInput, NotFound
 from ..governance import audit
@@ -107,13 +108,7 @@ def check_name(name: Any, field: str = "name") -> str:
 
 
 def _text(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field=field)
-    if len(value) > MAX_TEXT:
-        raise InvalidInput(f"{field} longer than {MAX_TEXT:,} characters", field=field)
-    if "\x00" in value:
-        raise InvalidInput(f"{field} contains a NUL character", field=field)
-    return value
+    return checked_text(value, field, MAX_TEXT, none_as_empty=False)
 
 
 def _rows(conn: Connection, where: list[Any]) -> list[Experiment]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from ..capture.prepare import checked_text
 from ..capture.projects import Project, get_project
 from ..errors import Conflict, InvalidInput, NotFound
 from ..governance import audit
@@ -129,15 +130,7 @@ def _finding(row: Any) -> Finding:
 
 
 def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field=field)
-    if len(value) > limit:
-        raise InvalidInput(f"{field} longer than {limit:,} characters", field=field)
-    if "\x00" in value:
-        raise InvalidInput(f"{field} contains a NUL character", field=field)
-    if required and not value.strip():
-        raise InvalidInput(f"{field} must not be empty", field=field)
-    return value
+    return checked_text(value, field, limit, required=required, none_as_empty=False)
 
 
 def _checked(changes: dict[str, Any]) -> dict[str, Any]:

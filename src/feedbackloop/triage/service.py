@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
+from ..capture.prepare import checked_text
 from ..capture.projects import Project, get_project, list_signals
 from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..governance import audit
@@ -131,15 +132,7 @@ def _project(conn: Connection, project: Project | str | int) -> Project:
 
 
 def _text(value: Any, field: str, *, required: bool = False) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field=field)
-    if len(value) > _MAX_TEXT:
-        raise InvalidInput(f"{field} longer than {_MAX_TEXT:,} characters", field=field)
-    if "\x00" in value:
-        raise InvalidInput(f"{field} contains a NUL character", field=field)
-    if required and not value.strip():
-        raise InvalidInput(f"{field} must not be empty", field=field)
-    return value
+    return checked_text(value, field, _MAX_TEXT, required=required, none_as_empty=False)
 
 
 # -- the role on duty ----------------------------------------------------------------------
