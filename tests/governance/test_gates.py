@@ -144,6 +144,9 @@ def test_sign_offs_by_role_capacity_and_person(store: Store, settings: Settings)
         [{"capacity": "maintainer", "count": 1, "have": 1, "signers": ["max"]}]
     with pytest.raises(Conflict, match="already"):
         sign_gate(store, p, gid, actor="max", role="maintainer", capacity="maintainer")
+    # the approval stands on the evidence it saw: no re-check behind it
+    with pytest.raises(Conflict, match="approved by max on its evidence"):
+        check_gate(store, p, gid, actor="mia")
     with pytest.raises(InvalidInput) as err:
         sign_gate(store, p, gid, actor="eva", role="expert", capacity="expert",
                   decision="reject")

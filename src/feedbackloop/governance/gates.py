@@ -534,6 +534,15 @@ def check_gate(store: Store, project: Project | str, gate_id: int, *,
         if used is not None:
             raise Conflict(f"gate {gate_id} was used by release {used.id}; its evidence is "
                            "frozen (create a new gate to check again)", field="gate_id")
+        # A maintainer's or admin's approval vouches for the evidence it was given on:
+        # re-checking would let it stand behind different numbers.
+        approved = conn.execute(select(signoffs.c.actor).where(
+            signoffs.c.gate_id == gate_id, signoffs.c.decision == "approve",
+            signoffs.c.capacity.in_(("maintainer", "admin")))).first()
+        if approved is not None:
+            raise Conflict(f"gate {gate_id} was approved by {approved.actor} on its evidence, "
+                           "which is frozen now (create a new gate to check again)",
+                           field="gate_id")
         conn.execute(gates.update().where(gates.c.id == gate_id).values(
             result=results, status=status, evaluated_at=utcnow()))
         record(conn, actor=actor, action="gate.check", entity_kind="gate", entity_id=gate_id,
