@@ -26,7 +26,7 @@ demo: $(VENV)/.installed ## set up and run the main job on the embedded SQLite d
 	$(BIN)/feedbackloop demo
 
 test: $(VENV)/.installed-test ## set up and run the whole suite (SQLite + throwaway PostgreSQL)
-	$(BIN)/python scripts/with_postgres.py -- $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+	$(BIN)/python scripts/with_postgres.py -- $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --durations=20
 
 bench: $(VENV)/.installed-test ## run the benchmarks and write benchmarks/README.md
 	$(BIN)/python scripts/with_postgres.py -- $(BIN)/python -m benchmarks

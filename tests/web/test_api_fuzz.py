@@ -79,6 +79,12 @@ def test_every_operation_conforms_to_the_schema_and_never_answers_5xx(
         # come from a previous page, a categorical signal needs labels) answer 422 to
         # schema-valid requests, so "valid data gets 2xx" cannot hold anywhere.
         excluded = [positive_data_acceptance]
+        if operation.method.upper() == "GET":
+            # A query string carries only text: an array or object that schemathesis makes
+            # of a text parameter reaches the server as valid text (`?kind=a` for ["a"]),
+            # so "invalid data gets 4xx" cannot hold for it. Ranges, lengths and enums of
+            # query parameters are pinned per route in test_api.py and the stage tests.
+            excluded.append(negative_data_rejection)
         if operation.path.endswith("/batch"):
             # Records breaking InteractionIn/FeedbackIn are rejected one by one inside a
             # 207, by design, so "invalid data gets 4xx" cannot hold for batches.
