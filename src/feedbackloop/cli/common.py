@@ -7,10 +7,12 @@ Exit codes: 0 success, 1 input partly rejected, 2 usage or configuration error (
 
 from __future__ import annotations
 
+import csv
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -18,7 +20,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from ..errors import FeedbackloopError, InvalidInput
+from ..errors import FeedbackloopError, InvalidInput, NotFound
 from ..settings import Settings, load_settings
 from ..store import Store
 
@@ -150,3 +152,46 @@ def stage_progress(show: bool, first: str) -> Iterator[Any]:
 
     with bar:
         yield update
+
+
+def read_csv_rows(file: Path, delimiter: str, needed: dict[str, str], *,
+                  max_rows: int | None = None) -> tuple[list[dict[str, str]], list[int]]:
+    """The rows of a CSV file with a header, checking that the ``needed`` columns (name →
+    option) exist; blank lines are skipped; each row's values stripped, with its line number.
+    Errors name the file, the line and the column (or the option that named it)."""
+    if len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise InvalidInput(f"the delimiter must be one character other than a quote or a "
+                           f"line break, got {delimiter!r}", field="delimiter")
+    if not file.is_file():
+        raise NotFound(f"no file {str(file)!r}", field="file")
+    rows: list[dict[str, str]] = []
+    lines: list[int] = []
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            header = reader.fieldnames
+            if not header:
+                raise InvalidInput(f"{file.name} is empty: expected a header row with the "
+                                   f"columns {', '.join(needed)}", field="file")
+            for name, option in needed.items():
+                if name not in header:
+                    raise InvalidInput(
+                        f"unknown column {name!r} ({option}): {file.name} has the columns "
+                        f"{', '.join(repr(h) for h in header)}", field=option.lstrip("-"))
+            for row in reader:
+                if None in row:
+                    raise InvalidInput(f"line {reader.line_num} of {file.name} has more "
+                                       "fields than the header", field="file")
+                if all(not (x or "").strip() for x in row.values()):
+                    continue
+                if max_rows is not None and len(rows) >= max_rows:
+                    raise InvalidInput(f"{file.name} has more than {max_rows:,} rows",
+                                       field="file")
+                rows.append({k: (v or "").strip() for k, v in row.items()})
+                lines.append(reader.line_num)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{file.name} is not UTF-8 text", field="file") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{file.name} is not a valid CSV file: {exc}", field="file") \
+            from None
+    return rows, lines

@@ -7,7 +7,6 @@ the columns ``arm,n,mean,sd``. Every message about the file names its line and c
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,8 +16,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import InvalidInput, NotFound
-from .common import Db, Json, echo_json, key_values, out
+from ..errors import InvalidInput
+from .common import Db, Json, echo_json, key_values, out, read_csv_rows
 
 __all__ = ["register"]
 
@@ -103,40 +102,7 @@ def sample_size_command(
 
 def _read_rows(file: Path, delimiter: str, needed: dict[str, str]
                ) -> tuple[list[dict[str, str]], list[int]]:
-    """The rows of a CSV file with a header, checking that the ``needed`` columns (name →
-    option) exist; blank lines are skipped."""
-    if len(delimiter) != 1 or delimiter in "\r\n\"":
-        raise InvalidInput(f"the delimiter must be one character other than a quote or a "
-                           f"line break, got {delimiter!r}", field="delimiter")
-    if not file.is_file():
-        raise NotFound(f"no file {str(file)!r}", field="file")
-    rows: list[dict[str, str]] = []
-    lines: list[int] = []
-    try:
-        with file.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            header = reader.fieldnames
-            if not header:
-                raise InvalidInput(f"{file.name} is empty: expected a header row with the "
-                                   f"columns {', '.join(needed)}", field="file")
-            for name, option in needed.items():
-                if name not in header:
-                    raise InvalidInput(
-                        f"unknown column {name!r} ({option}): {file.name} has the columns "
-                        f"{', '.join(repr(h) for h in header)}", field=option.lstrip("-"))
-            for row in reader:
-                if None in row:
-                    raise InvalidInput(f"line {reader.line_num} of {file.name} has more "
-                                       "fields than the header", field="file")
-                if all(not (x or "").strip() for x in row.values()):
-                    continue
-                rows.append({k: (v or "").strip() for k, v in row.items()})
-                lines.append(reader.line_num)
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{file.name} is not UTF-8 text", field="file") from None
-    except csv.Error as exc:
-        raise InvalidInput(f"{file.name} is not a valid CSV file: {exc}", field="file") \
-            from None
+    rows, lines = read_csv_rows(file, delimiter, needed)
     if not rows:
         raise InvalidInput(f"{file.name} has a header but no rows", field="file")
     return rows, lines

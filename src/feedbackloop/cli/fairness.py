@@ -3,7 +3,6 @@ fairness criteria and representation; on a project's data or on a CSV file."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,8 +11,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from ..errors import InvalidInput, NotFound
-from .common import Db, Json, echo_json, open_store, out
+from ..errors import InvalidInput
+from .common import Db, Json, echo_json, open_store, out, read_csv_rows
 
 __all__ = ["register"]
 
@@ -37,41 +36,8 @@ def _p(value: float | None) -> str:
 def _read_csv(file: Path, columns: dict[str, str], delimiter: str
               ) -> dict[str, list[str]]:
     """The named columns (column → option) of a CSV file with a header."""
-    if len(delimiter) != 1 or delimiter in "\r\n\"":
-        raise InvalidInput("the delimiter must be one character other than a quote or a "
-                           f"line break, got {delimiter!r}", field="delimiter")
-    if not file.is_file():
-        raise NotFound(f"no file {str(file)!r}", field="file")
-    data: dict[str, list[str]] = {c: [] for c in columns}
-    try:
-        with file.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            header = reader.fieldnames or []
-            if not header:
-                raise InvalidInput(f"{file.name} is empty: expected a header row",
-                                   field="file")
-            for name, option in columns.items():
-                if name not in header:
-                    raise InvalidInput(
-                        f"unknown column {name!r} ({option}): {file.name} has the columns "
-                        f"{', '.join(repr(h) for h in header)}", field=option.lstrip("-"))
-            for row in reader:
-                if None in row:
-                    raise InvalidInput(f"line {reader.line_num} of {file.name} has more "
-                                       "fields than the header", field="file")
-                if all(not (x or "").strip() for x in row.values()):
-                    continue
-                if len(data[next(iter(columns))]) >= MAX_FILE_ROWS:
-                    raise InvalidInput(f"{file.name} has more than {MAX_FILE_ROWS:,} rows",
-                                       field="file")
-                for name in columns:
-                    data[name].append((row.get(name) or "").strip())
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{file.name} is not UTF-8 text", field="file") from None
-    except csv.Error as exc:
-        raise InvalidInput(f"{file.name} is not a valid CSV file: {exc}",
-                           field="file") from None
-    return data
+    rows, _ = read_csv_rows(file, delimiter, columns, max_rows=MAX_FILE_ROWS)
+    return {name: [row.get(name, "") for row in rows] for name in columns}
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}
